@@ -1,0 +1,193 @@
+"""Transformer building blocks shared by every BLT component.
+
+They follow the reference BLT (``transformers.models.blt``) exactly:
+pre-norm RMSNorm, rotary position embeddings applied to *interleaved*
+pairs (dims 2i and 2i+1), a SiLU-gated MLP, and bias-free projections.
+Attention is ``torch.nn.functional.scaled_dot_product_attention`` with an
+explicit boolean mask (True = may attend).
+
+Shape letters: B batch, T bytes (or positions), H heads, Dh head width,
+D model width.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """A stack of identical pre-norm transformer layers."""
+
+    dim: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    n_kv_heads: int | None = None  # None: same as n_heads
+    intermediate_size: int | None = None  # None: int(8 * dim / 3)
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-5
+    sliding_window: int | None = None  # None: full causal attention
+
+    def __post_init__(self) -> None:
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim {self.dim} not divisible by "
+                             f"n_heads {self.n_heads}")
+        if (self.dim // self.n_heads) % 2:
+            raise ValueError("head width must be even for rotary embeddings")
+        if self.kv_heads < 1 or self.n_heads % self.kv_heads:
+            raise ValueError("n_heads must be a multiple of n_kv_heads")
+        if self.sliding_window is not None and self.sliding_window < 1:
+            raise ValueError("sliding_window must be >= 1 or None")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def ffn_dim(self) -> int:
+        return self.intermediate_size or int(8 * self.dim / 3)
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.n_heads
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * weight, computed in float32 like the reference."""
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+def rope_angles(positions: torch.Tensor, head_dim: int, theta: float,
+                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin for interleaved RoPE; positions (..., T) -> (..., T, Dh)."""
+    inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32,
+                                       device=positions.device) / head_dim)
+    freqs = positions[..., None].float() * inv  # (..., T, Dh/2)
+    emb = torch.repeat_interleave(freqs, 2, dim=-1)  # (..., T, Dh)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor,
+               sin: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[2i], x[2i+1]); x (B, H, T, Dh), cos/sin (B|1, T, Dh)."""
+    rot = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+    return x * cos.unsqueeze(1) + rot * sin.unsqueeze(1)
+
+
+def causal_mask(t_q: int, t_k: int | None = None, *,
+                window: int | None = None,
+                device: torch.device | None = None) -> torch.Tensor:
+    """Boolean (t_q, t_k) mask, True = attend; queries are the last t_q keys.
+
+    With ``window``, key j is visible to query i only if i - j < window.
+    """
+    t_k = t_q if t_k is None else t_k
+    qi = torch.arange(t_k - t_q, t_k, device=device)[:, None]
+    kj = torch.arange(t_k, device=device)[None, :]
+    mask = kj <= qi
+    if window is not None:
+        mask &= (qi - kj) < window
+    return mask
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with RoPE (q, k, v, o projections)."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        hd = cfg.head_dim
+        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * hd, bias=False)
+        self.k_proj = nn.Linear(cfg.dim, cfg.kv_heads * hd, bias=False)
+        self.v_proj = nn.Linear(cfg.dim, cfg.kv_heads * hd, bias=False)
+        self.o_proj = nn.Linear(cfg.n_heads * hd, cfg.dim, bias=False)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        bsz, t, _ = x.shape  # (B, T, D)
+        hd, cfg = self.cfg.head_dim, self.cfg
+        q = self.q_proj(x).view(bsz, t, cfg.n_heads, hd).transpose(1, 2)
+        k = self.k_proj(x).view(bsz, t, cfg.kv_heads, hd).transpose(1, 2)
+        v = self.v_proj(x).view(bsz, t, cfg.kv_heads, hd).transpose(1, 2)
+        q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # (B, H, T, Dh)
+        if mask.dim() == 3:  # (B, Tq, Tk) -> (B, 1, Tq, Tk)
+            mask = mask[:, None]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask,
+            enable_gqa=cfg.kv_heads != cfg.n_heads)  # (B, H, T, Dh)
+        return self.o_proj(out.transpose(1, 2).reshape(bsz, t, -1))
+
+
+class MLP(nn.Module):
+    """SiLU-gated feed-forward: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(dim, hidden, bias=False)
+        self.up_proj = nn.Linear(dim, hidden, bias=False)
+        self.down_proj = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class TransformerLayer(nn.Module):
+    """x + attn(norm(x)), then + mlp(norm(x))."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.mlp = MLP(cfg.dim, cfg.ffn_dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor,
+                rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), mask, rope)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class TransformerStack(nn.Module):
+    """``n_layers`` layers sharing one rotary table; no embedding, no norm."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.layers = nn.ModuleList(
+            TransformerLayer(cfg) for _ in range(cfg.n_layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, D); mask (T, T) or (B, T, T), default causal."""
+        t = x.shape[1]
+        if mask is None:
+            mask = causal_mask(t, window=self.cfg.sliding_window,
+                               device=x.device)
+        if positions is None:
+            positions = torch.arange(t, device=x.device)[None]  # (1, T)
+        rope = rope_angles(positions, self.cfg.head_dim,
+                           self.cfg.rope_theta, x.dtype)
+        for layer in self.layers:
+            x = layer(x, mask, rope)
+        return x
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Normal(0, std) for linear and embedding weights; norms stay at 1."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
