@@ -28,6 +28,7 @@ def train_bpe(lines: Iterable[str], vocab_size: int, *,
               byte_fallback: bool = False,
               character_coverage: float = 1.0,
               normalization: str = "identity",
+              remove_extra_whitespaces: bool = True,
               num_threads: int = 1) -> "sentencepiece.SentencePieceProcessor":
     """Train a sentencepiece BPE model in memory and return its processor.
 
@@ -40,9 +41,11 @@ def train_bpe(lines: Iterable[str], vocab_size: int, *,
         character_coverage: fraction of the training characters that must be
             in the vocabulary; 1.0 keeps every character seen in training.
         normalization: sentencepiece normalization rule; ``"identity"``
-            (the default here) leaves the text exactly as given, so that
-            decoding returns the input unchanged whenever no ``<unk>``
-            appears. sentencepiece's own default is ``"nmt_nfkc"``.
+            (the default here) leaves the characters as given;
+            sentencepiece's own default is ``"nmt_nfkc"``.
+        remove_extra_whitespaces: sentencepiece's default (True) strips
+            leading and trailing spaces and squeezes runs of spaces into
+            one, so decoding does not give back indentation.
         num_threads: trainer threads; 1 keeps training reproducible.
 
     Returns:
@@ -65,6 +68,7 @@ def train_bpe(lines: Iterable[str], vocab_size: int, *,
         byte_fallback=byte_fallback,
         character_coverage=character_coverage,
         normalization_rule_name=normalization,
+        remove_extra_whitespaces=remove_extra_whitespaces,
         num_threads=num_threads,
         input_sentence_size=0,  # use every sentence, no sampling
         minloglevel=2,  # quiet: warnings and errors only

@@ -78,3 +78,11 @@ def test_unseen_script_unk_vs_byte_fallback(corpus):
 def test_train_bpe_rejects_empty_input():
     with pytest.raises(ValueError):
         train_bpe(["", "  "], 100)
+
+
+def test_extra_whitespace_squeezed_by_default(corpus):
+    text = "abc  de"
+    squeeze = train_bpe(corpus, 200)
+    keep = train_bpe(corpus, 200, remove_extra_whitespaces=False)
+    assert squeeze.decode(squeeze.encode(text)) == "abc de"
+    assert keep.decode(keep.encode(text)) == text

@@ -1,0 +1,45 @@
+# Two commands (see README.md):
+#   make        set up .venv, build the data, run every chapter in full mode
+#   make test   set up .venv, build the data, run unit tests + nbval (fast mode)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    := _build/chapters
+CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.ipynb))
+
+.PHONY: all setup data chapters test sync clean
+
+all: chapters
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -r requirements.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+data: setup
+	$(BIN)/python -m bltlib.data build
+
+# The main job (until the book site exists): execute every chapter in full
+# mode, writing executed copies to _build/chapters.
+chapters: data
+	@mkdir -p $(OUT)
+	@for nb in $(CHAPTERS); do \
+	  echo "== $$nb"; start=$$(date +%s); \
+	  timeout 3600 $(BIN)/jupyter nbconvert --to notebook --execute \
+	    --ExecutePreprocessor.timeout=1800 --output-dir $(OUT) $$nb \
+	    || exit 1; \
+	  echo "   $$(( $$(date +%s) - start )) s"; \
+	done
+
+test: data
+	BLT_FAST=1 $(BIN)/python -m pytest
+
+# Regenerate every .ipynb from its py:percent twin (outputs are not kept).
+sync: setup
+	$(BIN)/jupytext --to ipynb chapters/[0-9][0-9]_*.py
+
+clean:
+	rm -rf _build
