@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bltlib.bytes import BOS_ID, OFFSET, VOCAB_SIZE, as_bytes
-from bltlib.model.layers import (RMSNorm, TransformerConfig, TransformerStack,
-                                 init_weights)
+from bltlib.model.layers import (RMSNorm, TransformerConfig, init_weights,
+                                 make_layers, run_layers)
 
 LN2 = math.log(2.0)
 
@@ -48,13 +48,14 @@ class EntropyModel(nn.Module):
         self.cfg = cfg or EntropyModelConfig()
         tcfg = self.cfg.transformer
         self.embed_tokens = nn.Embedding(self.cfg.vocab_size, tcfg.dim)
-        self.stack = TransformerStack(tcfg)
+        self.layers = make_layers(tcfg)
         self.norm = RMSNorm(tcfg.dim, tcfg.norm_eps)
         self.lm_head = nn.Linear(tcfg.dim, self.cfg.vocab_size, bias=False)
         init_weights(self, seed)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        h = self.stack(self.embed_tokens(ids))  # (B, T, D)
+        h = run_layers(self.layers, self.cfg.transformer,
+                       self.embed_tokens(ids))  # (B, T, D)
         return self.lm_head(self.norm(h))  # (B, T, V)
 
     def loss(self, ids: torch.Tensor) -> torch.Tensor:

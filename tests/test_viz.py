@@ -28,9 +28,9 @@ def test_plot_entropies_draws_one_bar_per_byte_and_boundaries():
     ax = viz.plot_entropies(DATA, E, starts, threshold=1.5)
     assert len(ax.patches) == len(DATA)
     assert len(ax.get_xticklabels()) == len(DATA)
-    vlines = [ln for ln in ax.lines if ln.get_xdata()[0] != 0
-              or len(set(ln.get_xdata())) == 1]
-    assert len(vlines) >= int(starts.sum())
+    vlines = [ln.get_xdata()[0] for ln in ax.lines
+              if ln.get_xdata()[0] == ln.get_xdata()[1]]
+    assert vlines == [i - 0.5 for i in starts.nonzero().flatten().tolist()]
     plt.close(ax.figure)
 
 

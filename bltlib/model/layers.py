@@ -159,29 +159,36 @@ class TransformerLayer(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class TransformerStack(nn.Module):
-    """``n_layers`` layers sharing one rotary table; no embedding, no norm."""
+def rope_table(cfg: TransformerConfig, x: torch.Tensor,
+               positions: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin for x (B, T, D) at ``positions`` (default 0..T-1)."""
+    if positions is None:
+        positions = torch.arange(x.shape[1], device=x.device)[None]  # (1, T)
+    return rope_angles(positions, cfg.head_dim, cfg.rope_theta, x.dtype)
 
-    def __init__(self, cfg: TransformerConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.layers = nn.ModuleList(
-            TransformerLayer(cfg) for _ in range(cfg.n_layers))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, T, D); mask (T, T) or (B, T, T), default causal."""
-        t = x.shape[1]
-        if mask is None:
-            mask = causal_mask(t, window=self.cfg.sliding_window,
-                               device=x.device)
-        if positions is None:
-            positions = torch.arange(t, device=x.device)[None]  # (1, T)
-        rope = rope_angles(positions, self.cfg.head_dim,
-                           self.cfg.rope_theta, x.dtype)
-        for layer in self.layers:
-            x = layer(x, mask, rope)
-        return x
+def make_layers(cfg: TransformerConfig) -> nn.ModuleList:
+    """``cfg.n_layers`` fresh transformer layers."""
+    return nn.ModuleList(TransformerLayer(cfg) for _ in range(cfg.n_layers))
+
+
+def run_layers(layers: nn.ModuleList, cfg: TransformerConfig,
+               x: torch.Tensor, mask: torch.Tensor | None = None,
+               positions: torch.Tensor | None = None) -> torch.Tensor:
+    """Run ``layers`` over x (B, T, D) with one shared rotary table.
+
+    ``mask`` is (T, T) or (B, T, T), True = attend; the default is causal
+    (with the config's sliding window). ``positions`` (B|1, T) default to
+    0..T-1.
+    """
+    t = x.shape[1]
+    if mask is None:
+        mask = causal_mask(t, window=cfg.sliding_window, device=x.device)
+    rope = rope_table(cfg, x, positions)
+    for layer in layers:
+        x = layer(x, mask, rope)
+    return x
 
 
 def init_weights(module: nn.Module, seed: int = 0, std: float = 0.02) -> None:
