@@ -37,9 +37,10 @@ chapters: data
 test: data
 	BLT_FAST=1 $(BIN)/python -m pytest
 
-# Regenerate every .ipynb from its py:percent twin (outputs are not kept).
+# Regenerate every .ipynb from its py:percent twin; only the outputs of
+# NBVAL_CHECK_OUTPUT cells are kept (executed once in fast mode).
 sync: setup
-	$(BIN)/jupytext --to ipynb chapters/[0-9][0-9]_*.py
+	$(BIN)/python tests/tools/sync_notebooks.py
 
 clean:
 	rm -rf _build

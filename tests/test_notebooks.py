@@ -30,12 +30,25 @@ def test_pair_in_sync(src):
         jupytext.read(src.with_suffix(".ipynb"))), f"{src.name} out of sync"
 
 
+def is_check_cell(cell):
+    return (cell.cell_type == "code"
+            and cell.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT"))
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_no_stored_outputs(path):
+def test_only_check_cells_store_outputs(path):
+    """Outputs are stored only where nbval compares them, and there always.
+
+    Regenerate with ``make sync`` (tests/tools/sync_notebooks.py).
+    """
     nb = nbformat.read(path, as_version=4)
     dirty = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-             and (c.outputs or c.execution_count)]
+             and not is_check_cell(c) and (c.outputs or c.execution_count)]
     assert not dirty, f"{path.name}: cells {dirty} carry outputs"
+    empty = [i for i, c in enumerate(nb.cells)
+             if is_check_cell(c) and not c.outputs]
+    assert not empty, (f"{path.name}: NBVAL_CHECK_OUTPUT cells {empty} have "
+                       "no stored output to compare; run make sync")
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.stem)
