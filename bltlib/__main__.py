@@ -2,8 +2,10 @@
 
 * ``python -m bltlib data build`` builds the offline data (same as
   ``python -m bltlib.data build``).
-* ``python -m bltlib train --recipe entropy-small [--fast] [--out DIR]``
-  trains a named recipe and saves a safetensors checkpoint.
+* ``python -m bltlib train --recipe NAME [--fast] [--out DIR] [--resume]
+  [--steps N] [--max-seconds S]`` trains a named recipe (see
+  ``bltlib.recipes``) and saves a resumable safetensors checkpoint. The
+  same command runs data-parallel under ``torchrun`` (``bltlib.dist``).
 
 ``generate`` and ``bench`` arrive with the decoders.
 """
@@ -18,29 +20,39 @@ from bltlib import data
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bltlib.checkpoint import save_checkpoint
-    from bltlib.recipes import (ENTROPY_RECIPES, get_entropy_recipe,
-                                train_entropy_recipe)
+    from bltlib import dist
+    from bltlib.pipeline import local_checkpoint_dir, train_recipe
+    from bltlib.recipes import RECIPES, get_recipe
 
-    if args.recipe not in ENTROPY_RECIPES:
+    if args.recipe not in RECIPES:
         print(f"error: unknown recipe {args.recipe!r}; choose one of "
-              f"{sorted(ENTROPY_RECIPES)}", file=sys.stderr)
+              f"{sorted(RECIPES)}", file=sys.stderr)
         return 2
-    out = Path(args.out or data.data_dir() / "checkpoints" / "local"
-               / (args.recipe + ("-fast" if args.fast else "")))
-    if (out / "model.safetensors").exists() and not args.overwrite:
-        print(f"error: {out} already holds a checkpoint; pass --overwrite "
-              "or --out elsewhere", file=sys.stderr)
+    overrides = {k: v for k, v in (("steps", args.steps),
+                                   ("max_seconds", args.max_seconds),
+                                   ("batch_size", args.batch_size),
+                                   ("seed", args.seed)) if v is not None}
+    try:
+        recipe = get_recipe(args.recipe, args.fast, **overrides)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else local_checkpoint_dir(
+        args.recipe, args.fast)
+    if ((out / "model.safetensors").exists() and not args.overwrite
+            and not args.resume):
+        print(f"error: {out} already holds a checkpoint; pass --resume to "
+              "continue it, --overwrite to replace it, or --out elsewhere",
+              file=sys.stderr)
         return 1
-    recipe = get_entropy_recipe(args.recipe, args.fast)
-    model, hist = train_entropy_recipe(args.recipe, args.fast)
-    meta = {"recipe": args.recipe, "fast": args.fast,
-            "train_seconds": round(hist.seconds, 1),
-            "bytes_seen": hist.bytes_seen,
-            "final_val_bpb": round(hist.final_val_bpb, 4)}
-    save_checkpoint(model, out, kind="entropy", config=recipe.model,
-                    meta=meta, overwrite=args.overwrite)
-    print(json.dumps({"checkpoint": str(out), **meta}, indent=2))
+    device = dist.setup()
+    try:
+        run = train_recipe(recipe, out=out, resume=args.resume,
+                           device=device, progress=not args.quiet)
+    finally:
+        dist.teardown()
+    if dist.is_main():
+        print(json.dumps({"checkpoint": str(out), **run.meta}, indent=2))
     return 0
 
 
@@ -56,7 +68,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="the seconds-long version of the recipe")
     t.add_argument("--out", help="checkpoint folder (default: "
                    "data/checkpoints/local/<recipe>)")
-    t.add_argument("--overwrite", action="store_true")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace an existing checkpoint at --out")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the run saved at --out")
+    t.add_argument("--steps", type=int)
+    t.add_argument("--max-seconds", type=float)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if args.command == "data":
         from bltlib.data.__main__ import main as data_main

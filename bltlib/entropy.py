@@ -16,56 +16,20 @@ transformer layers with a sliding window, final RMSNorm, LM head.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
-from bltlib.bytes import BOS_ID, OFFSET, VOCAB_SIZE, as_bytes
-from bltlib.model.layers import (RMSNorm, TransformerConfig, init_weights,
-                                 make_layers, run_layers)
+from bltlib.bytes import BOS_ID, OFFSET, as_bytes
+from bltlib.model.byte_lm import ByteLM, ByteLMConfig
 
 LN2 = math.log(2.0)
 
 
-@dataclass(frozen=True)
-class EntropyModelConfig:
-    """A byte LM; ``max_seq_len`` bounds the context ``entropies`` uses."""
-
-    transformer: TransformerConfig = field(default_factory=lambda: (
-        TransformerConfig(dim=128, n_layers=2, n_heads=4, sliding_window=512)))
-    vocab_size: int = VOCAB_SIZE
-    max_seq_len: int = 1024
+EntropyModelConfig = ByteLMConfig  # the entropy model is a small ByteLM
 
 
-class EntropyModel(nn.Module):
-    """Causal byte LM: ids (B, T) -> logits (B, T, V)."""
-
-    def __init__(self, cfg: EntropyModelConfig | None = None, *,
-                 seed: int = 0) -> None:
-        super().__init__()
-        self.cfg = cfg or EntropyModelConfig()
-        tcfg = self.cfg.transformer
-        self.embed_tokens = nn.Embedding(self.cfg.vocab_size, tcfg.dim)
-        self.layers = make_layers(tcfg)
-        self.norm = RMSNorm(tcfg.dim, tcfg.norm_eps)
-        self.lm_head = nn.Linear(tcfg.dim, self.cfg.vocab_size, bias=False)
-        init_weights(self, seed)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        h = run_layers(self.layers, self.cfg.transformer,
-                       self.embed_tokens(ids))  # (B, T, D)
-        return self.lm_head(self.norm(h))  # (B, T, V)
-
-    def loss(self, ids: torch.Tensor) -> torch.Tensor:
-        """Mean next-id cross-entropy in nats; ids (B, T) start with BOS."""
-        logits = self(ids[:, :-1])  # (B, T-1, V)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
-                               ids[:, 1:].reshape(-1))
-
-    def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+class EntropyModel(ByteLM):
+    """A small :class:`~bltlib.model.byte_lm.ByteLM` that scores entropy."""
 
 
 def entropy_of_logits(logits: torch.Tensor) -> torch.Tensor:

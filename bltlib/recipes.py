@@ -2,7 +2,16 @@
 
 A recipe fixes the model config, the optimisation settings and the data.
 ``fast=True`` shrinks a recipe so it trains in seconds (CI, fast mode);
-the full recipe is what a student runs.
+the full recipe is what a student runs. Training lives in
+:mod:`bltlib.pipeline`; this module only describes.
+
+Recipes:
+
+* ``entropy-small``: the entropy model (code + prose), about 1-2 min;
+* ``blt-code``: a BLT on the standard-library code, patched by
+  ``entropy-small`` at mean patch size 4 (max 8);
+* ``byte-code``: the plain byte-level transformer with about the same
+  number of non-embedding parameters as ``blt-code``.
 """
 from __future__ import annotations
 
@@ -10,54 +19,101 @@ import dataclasses
 from dataclasses import dataclass
 
 from bltlib import data
-from bltlib.entropy import EntropyModel, EntropyModelConfig
+from bltlib.model.blt import BLTConfig
+from bltlib.model.byte_lm import ByteLMConfig
+from bltlib.model.hashing import HashConfig
 from bltlib.model.layers import TransformerConfig
-from bltlib.training import TrainConfig, TrainHistory, train_byte_lm
+from bltlib.training import TrainConfig
+
+KINDS = ("entropy", "byte", "blt")
 
 
 @dataclass(frozen=True)
-class EntropyRecipe:
-    """An entropy model trained on a mix of corpora (bytes per corpus)."""
+class Recipe:
+    """What to train, on what, for how long.
+
+    ``corpora`` lists (corpus, max training bytes); BLT recipes name the
+    entropy recipe that patches their data and the target patch sizes.
+    """
 
     name: str
-    model: EntropyModelConfig
+    kind: str
+    model: ByteLMConfig | BLTConfig
     train: TrainConfig
-    corpora: tuple[tuple[str, int], ...]  # (corpus, max training bytes)
+    corpora: tuple[tuple[str, int], ...]
     val_bytes: int = 65536
+    entropy_recipe: str | None = None
     target_patch_size: float = 4.0  # the paper's mean patch size
     max_patch_length: int = 8  # the paper's maximum
+    fast: bool = False  # set by get_recipe(fast=True)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"recipe kind must be one of {KINDS}")
+        if self.kind == "blt" and not self.entropy_recipe:
+            raise ValueError("a BLT recipe needs an entropy_recipe")
 
 
-ENTROPY_RECIPES = {
-    "entropy-small": EntropyRecipe(
-        name="entropy-small",
-        model=EntropyModelConfig(TransformerConfig(
-            dim=128, n_layers=2, n_heads=4, sliding_window=512)),
+def _local(dim: int, layers: int) -> TransformerConfig:
+    return TransformerConfig(dim=dim, n_layers=layers, n_heads=4,
+                             rope_theta=500000.0, sliding_window=512)
+
+
+BLT_SMALL = BLTConfig(
+    encoder=_local(128, 1),
+    global_model=TransformerConfig(dim=384, n_layers=4, n_heads=6,
+                                   rope_theta=500000.0),
+    decoder=_local(128, 2),
+    hashing=HashConfig(vocab=2048),
+    cross_attn_k=2,
+)
+
+CODE_TRAIN = TrainConfig(steps=3000, batch_size=16, seq_len=512, lr=2e-3,
+                         warmup_steps=100, eval_every=250, eval_bytes=65536,
+                         max_seconds=20 * 60)
+
+RECIPES: dict[str, Recipe] = {
+    "entropy-small": Recipe(
+        name="entropy-small", kind="entropy",
+        model=ByteLMConfig(TransformerConfig(dim=128, n_layers=2, n_heads=4,
+                                             sliding_window=512)),
         train=TrainConfig(steps=600, batch_size=16, seq_len=256, lr=2e-3,
-                          warmup_steps=30, eval_every=100,
-                          eval_bytes=32768),
-        corpora=(("code", 3_000_000), ("prose", 1_500_000)),
-    ),
+                          warmup_steps=30, eval_every=100, eval_bytes=32768),
+        corpora=(("code", 3_000_000), ("prose", 1_500_000))),
+    "blt-code": Recipe(
+        name="blt-code", kind="blt", model=BLT_SMALL, train=CODE_TRAIN,
+        corpora=(("code", 6_000_000),), entropy_recipe="entropy-small"),
+    "byte-code": Recipe(
+        name="byte-code", kind="byte",
+        model=ByteLMConfig(TransformerConfig(dim=384, n_layers=4, n_heads=6,
+                                             rope_theta=500000.0),
+                           max_seq_len=4096),
+        train=CODE_TRAIN, corpora=(("code", 6_000_000),)),
 }
 
 
-def get_entropy_recipe(name: str, fast: bool = False) -> EntropyRecipe:
-    """Look up a recipe; ``fast`` cuts it to a few dozen steps."""
-    if name not in ENTROPY_RECIPES:
+def get_recipe(name: str, fast: bool = False, **train_overrides) -> Recipe:
+    """Look up a recipe; ``fast`` cuts it to seconds; overrides edit ``train``."""
+    if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of "
-                         f"{sorted(ENTROPY_RECIPES)}")
-    recipe = ENTROPY_RECIPES[name]
+                         f"{sorted(RECIPES)}")
+    recipe = RECIPES[name]
+    train = recipe.train
     if fast:
+        train = dataclasses.replace(
+            train, steps=40, eval_every=20, eval_bytes=8192,
+            warmup_steps=5, seq_len=min(train.seq_len, 256),
+            max_seconds=None)
         recipe = dataclasses.replace(
-            recipe,
-            train=dataclasses.replace(recipe.train, steps=40, eval_every=20,
-                                      eval_bytes=8192, warmup_steps=5),
-            corpora=tuple((c, min(n, 300_000)) for c, n in recipe.corpora),
-            val_bytes=8192)
-    return recipe
+            recipe, corpora=tuple((c, min(n, 300_000))
+                                  for c, n in recipe.corpora),
+            val_bytes=8192, fast=True)
+    if train_overrides:
+        train = dataclasses.replace(train, **train_overrides)
+    return dataclasses.replace(recipe, train=train)
 
 
-def recipe_text(recipe: EntropyRecipe, split: str) -> bytes:
+def recipe_text(recipe: Recipe, split: str) -> bytes:
     """The recipe's training ("train") or validation ("val") bytes.
 
     Corpora are interleaved in 64 KiB blocks so random crops see each
@@ -75,13 +131,22 @@ def recipe_text(recipe: EntropyRecipe, split: str) -> bytes:
     return b"".join(out)
 
 
+# Chapter 02 names, kept stable.
+ENTROPY_RECIPES = {k: v for k, v in RECIPES.items() if v.kind == "entropy"}
+EntropyRecipe = Recipe
+
+
+def get_entropy_recipe(name: str, fast: bool = False) -> Recipe:
+    """:func:`get_recipe` restricted to entropy-model recipes."""
+    if name not in ENTROPY_RECIPES:
+        raise ValueError(f"unknown entropy recipe {name!r}; choose one of "
+                         f"{sorted(ENTROPY_RECIPES)}")
+    return get_recipe(name, fast)
+
+
 def train_entropy_recipe(name: str, fast: bool = False, *,
-                         progress: bool = True
-                         ) -> tuple[EntropyModel, TrainHistory]:
-    """Train the named entropy model from scratch; deterministic per seed."""
-    recipe = get_entropy_recipe(name, fast)
-    model = EntropyModel(recipe.model, seed=recipe.train.seed)
-    hist = train_byte_lm(model, recipe_text(recipe, "train"),
-                         recipe_text(recipe, "val"), recipe.train,
-                         progress=progress)
-    return model, hist
+                         progress: bool = True):
+    """Train the named entropy model from scratch: (model, history)."""
+    from bltlib.pipeline import train_recipe
+    run = train_recipe(get_entropy_recipe(name, fast), progress=progress)
+    return run.model, run.history

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -46,7 +47,11 @@ class TrainConfig:
 
 @dataclass
 class TrainHistory:
-    """What happened: losses per step and validation bpb over time."""
+    """What happened: losses per step and validation bpb over time.
+
+    ``seconds`` and ``val_seconds`` count training time only (evaluation
+    excluded), so curves against wall-clock compare models fairly.
+    """
 
     step: list[int] = field(default_factory=list)
     train_bpb: list[float] = field(default_factory=list)
@@ -59,6 +64,16 @@ class TrainHistory:
     @property
     def final_val_bpb(self) -> float:
         return self.val_bpb[-1] if self.val_bpb else float("nan")
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to resume: optimizer, sampler RNG, progress."""
+
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int = 0
+    history: TrainHistory = field(default_factory=TrainHistory)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -117,47 +132,120 @@ def evaluate_bpb(model: torch.nn.Module, data: bytes | str, seq_len: int,
     return total / count / LN2
 
 
-def train_byte_lm(model: torch.nn.Module, train_data: bytes, val_data: bytes,
-                  cfg: TrainConfig, *, device: torch.device | None = None,
-                  progress: bool = True) -> TrainHistory:
-    """Train ``model`` in place and return its :class:`TrainHistory`."""
-    device = device or next(model.parameters()).device
-    model.to(device).train()
-    train_ids = to_ids(train_data)
-    val = as_bytes(val_data)[:cfg.eval_bytes]
-    gen = torch.Generator().manual_seed(cfg.seed)
+class _LossModule(torch.nn.Module):
+    """forward(*batch) = model.loss(*batch), so DDP can wrap the loss."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *batch: torch.Tensor) -> torch.Tensor:
+        return self.model.loss(*batch)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; matrices decay, vectors (norms) do not."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
+    return torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr,
         betas=(0.9, 0.95))
-    hist = TrainHistory()
-    start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), disable=not progress, desc="train")
+
+
+def train_loop(model: torch.nn.Module,
+               next_batch: Callable[[torch.Generator], tuple[torch.Tensor, ...]],
+               evaluate: Callable[[torch.nn.Module], float] | None,
+               cfg: TrainConfig, *, device: torch.device | None = None,
+               progress: bool = True, state: TrainState | None = None,
+               on_eval: Callable[[TrainState], None] | None = None
+               ) -> TrainHistory:
+    """Train ``model`` in place; ``model.loss(*next_batch(gen))`` is the loss.
+
+    * ``evaluate(model)`` returns validation bits per byte; it runs every
+      ``cfg.eval_every`` steps and at the end (rank 0 only under DDP).
+    * ``state`` resumes a run (see :mod:`bltlib.resume`); ``on_eval`` is
+      called with the live state after each evaluation, e.g. to save it.
+    * Under ``torch.distributed`` the model is wrapped in
+      DistributedDataParallel and each rank samples its own batches.
+    """
+    device = device or next(model.parameters()).device
+    model.to(device).train()
+    rank, world = _dist_info()
+    runner: torch.nn.Module = _LossModule(model)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        runner = DistributedDataParallel(
+            runner, device_ids=[device.index] if device.type == "cuda" else None)
+    if state is None:
+        state = TrainState(optimizer=make_optimizer(model, cfg),
+                           generator=torch.Generator().manual_seed(
+                               cfg.seed + 1000 * rank))
+    hist, opt, gen = state.history, state.optimizer, state.generator
+    bar = tqdm(range(state.step, cfg.steps), disable=not progress or rank > 0,
+               desc="train", initial=state.step, total=cfg.steps)
     for step in bar:
+        tick = time.perf_counter()
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
-        batch = sample_batch(train_ids, cfg.batch_size, cfg.seq_len, gen)
-        loss = model.loss(batch.to(device))
+        batch = tuple(t.to(device) for t in next_batch(gen))
+        loss = runner(*batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         hist.step.append(step)
         hist.train_bpb.append(loss.item() / LN2)
-        hist.bytes_seen += cfg.batch_size * cfg.seq_len
-        elapsed = time.perf_counter() - start
-        last = step == cfg.steps - 1 or (
-            cfg.max_seconds is not None and elapsed > cfg.max_seconds)
-        if val and ((step + 1) % cfg.eval_every == 0 or last):
-            hist.val_step.append(step + 1)
-            hist.val_bpb.append(evaluate_bpb(model, val, cfg.seq_len))
-            hist.val_seconds.append(time.perf_counter() - start)
+        hist.bytes_seen += cfg.batch_size * cfg.seq_len * world
+        hist.seconds += time.perf_counter() - tick
+        state.step = step + 1
+        last = state.step == cfg.steps or _out_of_time(hist.seconds, cfg, world)
+        if evaluate is not None and rank == 0 and (
+                state.step % cfg.eval_every == 0 or last):
+            hist.val_step.append(state.step)
+            hist.val_bpb.append(evaluate(model))
+            hist.val_seconds.append(hist.seconds)
             bar.set_postfix(val_bpb=f"{hist.val_bpb[-1]:.3f}")
+            model.train()
+            if on_eval is not None:
+                on_eval(state)
         if last:
             break
     bar.close()
     model.eval()
-    hist.seconds = time.perf_counter() - start
     return hist
+
+
+def _dist_info() -> tuple[int, int]:
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _out_of_time(seconds: float, cfg: TrainConfig, world: int) -> bool:
+    """Time budget check, agreed on by every rank."""
+    if cfg.max_seconds is None:
+        return False
+    over = torch.tensor(float(seconds > cfg.max_seconds))
+    if world > 1:
+        import torch.distributed as dist
+        dist.all_reduce(over, op=dist.ReduceOp.MAX)
+    return bool(over.item())
+
+
+def train_byte_lm(model: torch.nn.Module, train_data: bytes, val_data: bytes,
+                  cfg: TrainConfig, *, device: torch.device | None = None,
+                  progress: bool = True) -> TrainHistory:
+    """Train a byte LM (``loss(ids)``) on random crops of ``train_data``."""
+    train_ids = to_ids(train_data)
+    val = as_bytes(val_data)[:cfg.eval_bytes]
+
+    def next_batch(gen: torch.Generator) -> tuple[torch.Tensor]:
+        return (sample_batch(train_ids, cfg.batch_size, cfg.seq_len, gen),)
+
+    def evaluate(m: torch.nn.Module) -> float:
+        return evaluate_bpb(m, val, cfg.seq_len)
+
+    return train_loop(model, next_batch, evaluate if val else None, cfg,
+                      device=device, progress=progress)

@@ -17,6 +17,7 @@ def test_train_fast_recipe_and_refuse_overwrite(tmp_path, capsys):
     assert report["fast"] is True and report["final_val_bpb"] > 0
     doc, state = read_checkpoint(out)
     assert doc["kind"] == "entropy" and doc["meta"]["recipe"] == "entropy-small"
+    assert doc["meta"]["step"] == 40
     model = EntropyModel(config_from_dict(EntropyModelConfig, doc["config"]))
     load_weights(model, state)
     assert entropies(model, b"def f():").shape == (8,)
