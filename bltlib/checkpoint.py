@@ -42,7 +42,11 @@ def config_from_dict(cls: type, data: dict) -> Any:
     for name, value in data.items():
         ftype = fields[name].type
         sub = _dataclass_type(cls, name, ftype)
-        kwargs[name] = config_from_dict(sub, value) if sub else value
+        if sub:
+            value = config_from_dict(sub, value)
+        elif isinstance(value, list):  # JSON has no tuples; configs use them
+            value = tuple(value)
+        kwargs[name] = value
     return cls(**kwargs)
 
 
