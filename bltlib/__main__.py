@@ -77,7 +77,16 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    bt = sub.add_parser("bench-train", help="BLT vs byte-LM training speed")
+    bt.add_argument("--steps", type=int, default=10)
+    bt.add_argument("--seconds", type=float,
+                    help="also train each for this long and compare val bpb")
+    bt.add_argument("--fast", action="store_true")
+    bt.add_argument("--json", help="write the results to this file")
     args = parser.parse_args(argv)
+    if args.command == "bench-train":
+        from bltlib.bench_train import main as bench_main
+        return bench_main(args.steps, args.seconds, args.fast, args.json)
     if args.command == "data":
         from bltlib.data.__main__ import main as data_main
         return data_main(args.rest or ["build"])
