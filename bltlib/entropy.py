@@ -41,14 +41,17 @@ def entropy_of_logits(logits: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def entropies(model: EntropyModel, data: str | bytes, *,
               include_next: bool = False,
-              chunk_len: int | None = None) -> torch.Tensor:
+              chunk_len: int | None = None,
+              batch_size: int = 16) -> torch.Tensor:
     """Next-byte entropies (nats) of every byte of ``data``: shape (T,).
 
     ``out[i] = H(p(x_i | x_<i))``; with ``include_next`` a final value
     ``H(p(x_T | x))`` is appended (shape (T + 1,)). Long inputs are cut
     into chunks of ``chunk_len`` bytes (default: the model's
     ``max_seq_len - 1``), each read after its own BOS, so the result is
-    prefix-stable: the entropies of a prefix are a prefix of these.
+    prefix-stable: the entropies of a prefix are a prefix of these (and
+    the ``include_next`` value equals the entropy the next byte gets once
+    it exists). Full chunks run in batches of ``batch_size``.
     """
     raw = as_bytes(data)
     if not raw:
@@ -57,16 +60,22 @@ def entropies(model: EntropyModel, data: str | bytes, *,
     if chunk < 1:
         raise ValueError(f"chunk_len must be >= 1, got {chunk}")
     device = next(model.parameters()).device
-    ids = torch.tensor([b + OFFSET for b in raw], device=device)
-    n_chunks = -(-len(raw) // chunk)
+    ids = (torch.frombuffer(bytearray(raw), dtype=torch.uint8).long()
+           + OFFSET).to(device)
+    n_full = len(raw) // chunk
     pieces = []
-    for c in range(n_chunks):
-        part = ids[c * chunk:(c + 1) * chunk]
+    for c in range(0, n_full, batch_size):  # full chunks, batched
+        end = min(c + batch_size, n_full) * chunk
+        rows = ids[c * chunk:end].view(-1, chunk)  # (b, chunk)
+        bos = torch.full((rows.shape[0], 1), BOS_ID, device=device)
+        logits = model(torch.cat([bos, rows], 1))  # (b, chunk + 1, V)
+        pieces.append(entropy_of_logits(logits[:, :-1]).reshape(-1))
+    tail = ids[n_full * chunk:]
+    if tail.numel() or include_next:
         bos = torch.tensor([BOS_ID], device=device)
-        logits = model(torch.cat([bos, part])[None])[0]  # (t + 1, V)
-        last = c == n_chunks - 1
-        keep = logits if (last and include_next) else logits[:-1]
-        pieces.append(entropy_of_logits(keep))
+        logits = model(torch.cat([bos, tail])[None])[0]  # (t + 1, V)
+        pieces.append(entropy_of_logits(
+            logits if include_next else logits[:-1]))
     return torch.cat(pieces).cpu()
 
 

@@ -76,19 +76,20 @@ RECIPES: dict[str, Recipe] = {
     "entropy-small": Recipe(
         name="entropy-small", kind="entropy",
         model=ByteLMConfig(TransformerConfig(dim=128, n_layers=2, n_heads=4,
-                                             sliding_window=512)),
+                                             sliding_window=512),
+                           max_seq_len=512),
         train=TrainConfig(steps=600, batch_size=16, seq_len=256, lr=2e-3,
                           warmup_steps=30, eval_every=100, eval_bytes=32768),
         corpora=(("code", 3_000_000), ("prose", 1_500_000))),
     "blt-code": Recipe(
         name="blt-code", kind="blt", model=BLT_SMALL, train=CODE_TRAIN,
-        corpora=(("code", 6_000_000),), entropy_recipe="entropy-small"),
+        corpora=(("code", 4_000_000),), entropy_recipe="entropy-small"),
     "byte-code": Recipe(
         name="byte-code", kind="byte",
         model=ByteLMConfig(TransformerConfig(dim=384, n_layers=4, n_heads=6,
                                              rope_theta=500000.0),
                            max_seq_len=4096),
-        train=CODE_TRAIN, corpora=(("code", 6_000_000),)),
+        train=CODE_TRAIN, corpora=(("code", 4_000_000),)),
 }
 
 

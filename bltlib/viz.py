@@ -111,13 +111,16 @@ def plot_entropies(data: str | bytes,
 
 def plot_patch_histogram(lengths_by_name: Mapping[str, Any],
                          ax: Axes | None = None,
-                         max_length: int | None = None) -> Axes:
+                         max_length: int | None = None,
+                         y_max: float | None = None) -> Axes:
     """Grouped bars: the fraction of patches of each length, per patcher.
 
     ``lengths_by_name`` maps a label to patch lengths (a tensor or a
     sequence of ints, e.g. from ``starts_to_lengths``). The legend shows
     each patcher's mean patch size. Lengths above ``max_length`` (default:
-    the largest seen, capped at 16) are pooled into the last bar.
+    the largest seen, capped at 16) are pooled into the last bar. With
+    ``y_max``, taller bars (say, fixed patches' single spike at 1.0) are
+    clipped there and labelled with their value.
     """
     if not lengths_by_name:
         raise ValueError("give at least one set of patch lengths")
@@ -133,8 +136,15 @@ def plot_patch_histogram(lengths_by_name: Mapping[str, Any],
         counts = torch.bincount(v.clamp(max=top), minlength=top + 1)[1:]
         frac = (counts / v.numel()).tolist()
         pos = [n + 1 + (k - (len(lens) - 1) / 2) * width for n in range(top)]
-        ax.bar(pos, frac, width=width,
+        shown = frac if y_max is None else [min(f, y_max) for f in frac]
+        ax.bar(pos, shown, width=width,
                label=f"{name} (mean {v.float().mean():.2f})")
+        for x, f in zip(pos, frac):
+            if y_max is not None and f > y_max:
+                ax.annotate(f"{f:.2f}", (x, y_max), ha="center",
+                            va="top", fontsize=7, color="white")
+    if y_max is not None:
+        ax.set_ylim(0, y_max)
     ax.set_xticks(range(1, top + 1))
     ax.set_xlabel("patch length (bytes)")
     ax.set_ylabel("fraction of patches")
@@ -148,13 +158,14 @@ def threshold_figure(data: str | bytes,
                      max_patch_length: int | None = None,
                      relative_threshold: float | None = None,
                      corpus_entropies: torch.Tensor | None = None,
-                     baselines: Mapping[str, Any] | None = None
-                     ) -> Figure:
+                     baselines: Mapping[str, Any] | None = None,
+                     y_max: float | None = 0.5) -> Figure:
     """Boundaries on a snippet (top) and the patch-size histogram (bottom).
 
     The histogram uses ``corpus_entropies`` (a longer text) when given,
     else the snippet; ``baselines`` adds other patchers' lengths (e.g.
-    fixed or space patches) to it for comparison.
+    fixed or space patches) to it for comparison; ``y_max`` clips the
+    histogram (see :func:`plot_patch_histogram`).
     """
     raw = as_bytes(data)
     e = _vector(entropies)[:len(raw)]
@@ -170,7 +181,8 @@ def threshold_figure(data: str | bytes,
     ref = e if corpus_entropies is None else _vector(corpus_entropies)
     lengths = {"entropy": starts_to_lengths(entropy_starts(ref, **rule))}
     lengths.update(baselines or {})
-    plot_patch_histogram(lengths, ax=bottom, max_length=max_patch_length)
+    plot_patch_histogram(lengths, ax=bottom, max_length=max_patch_length,
+                         y_max=y_max)
     fig.tight_layout()
     return fig
 

@@ -197,9 +197,10 @@ for name, rule in rules.items():
 #
 # The paper's entropy model has 100M parameters. Ours is a two-layer
 # byte transformer (about 0.4M parameters) trained on a mix of CPython
-# source and Shakespeare. Full mode takes a minute or two on a laptop
-# CPU; fast mode trains for a few dozen steps only, so its entropies are
-# much flatter and the figures below less crisp.
+# source and Shakespeare. Full mode takes a few minutes on a 2-core
+# laptop CPU; fast mode trains for a few dozen steps only, so its
+# entropies are much flatter and the figures below less crisp. Your
+# numbers will differ slightly from machine to machine.
 
 # %%
 recipe = get_entropy_recipe("entropy-small", FAST)
@@ -258,6 +259,11 @@ for chunk in (CHUNK, model.cfg.max_seq_len - 1):
     print(f"scored in chunks of {chunk:4d} bytes: {bpb:.3f} bits per byte")
 
 # %% [markdown]
+# In full mode the long chunks cost about a bit per byte: past position
+# 256 the model is guessing. From here on every call to `entropies`
+# passes `chunk_len=CHUNK`.
+
+# %% [markdown]
 # ## Calibrating the threshold
 #
 # A threshold is only meaningful for the model that produced the
@@ -271,7 +277,7 @@ for chunk in (CHUNK, model.cfg.max_seq_len - 1):
 # split (the entropy model validated on the first part).
 
 # %%
-N = 4096 if FAST else 32768  # bytes per corpus
+N = 2048 if FAST else 32768  # bytes per corpus
 code_val = data.load_text("code", "val")
 prose_val = data.load_text("prose", "val")
 cal_text = {"code": code_val[:N], "prose": prose_val[:N]}
@@ -558,29 +564,54 @@ for ax, corpus in zip(axes, held_text):
     viz.plot_patch_histogram(
         {name: lengths[corpus, name]
          for name in ("entropy", "fixed 4", "space")},
-        ax=ax, max_length=MAX_LEN)
-    ax.set_title(f"held-out {corpus}")
+        ax=ax, max_length=MAX_LEN, y_max=0.5)
+    ax.set_title(f"held-out {corpus} (fixed: one bar at 1.0, clipped)")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# What the table says:
+# What the table says (full mode):
 #
 # - **Fixed** patches have exactly the target size, but a hard byte opens
 #   a patch only when it happens to land on a multiple of 4: about a
-#   quarter of the time. The rest of the hard decisions are made inside
-#   a patch, without a global step of their own.
-# - **Space** patches follow words, which is a decent proxy on prose but
-#   a poor one on code, where identifiers, dots and brackets run
-#   together and indentation makes long whitespace runs.
-# - **Entropy** patches have the widest spread of sizes: 1-byte patches
-#   for hard spots, up to 8 bytes for predictable runs. By construction
-#   every hard byte opens a patch, and the uncertainty left inside
-#   patches is the lowest of the three.
+#   quarter of the time. The other hard decisions fall inside a patch,
+#   without a global step of their own.
+# - **Space** patches follow words. On prose that is a decent proxy:
+#   most hard bytes are word starts, so most of them open a patch. On
+#   code it is a poor one: names, dots and brackets run together, and
+#   indentation makes long whitespace runs, so many patches hit the
+#   8-byte cap and fewer than half of the hard bytes open a patch.
+# - **Entropy** patches have the widest spread of sizes: many 1-byte
+#   patches at hard spots (a run like `__(D` in code), 8-byte patches
+#   over predictable stretches. By construction every hard byte opens a
+#   patch, and the uncertainty left inside patches is the lowest of the
+#   three.
 #
-# This is why the BLT can use larger patches than a tokenizer's tokens
-# at the same quality: the global model's steps are placed where the
-# information is.
+# The global model gets about the same number of steps in all three
+# cases; entropy patching places them where the information is. That is
+# why the BLT matches tokenizer models at larger patch sizes.
+
+# %% [markdown]
+# ### What the official code does differently
+#
+# The reference patcher (`bytelatent/data/patcher.py` in
+# facebookresearch/blt) follows the same rules, with a few differences
+# worth knowing when you read it:
+#
+# - Its sequences start with BOS, which is a patch of its own: positions
+#   0 and 1 always start patches, and the first entropy is dropped so
+#   that byte $s$ opens a patch iff $H(p(x_s \mid x_{<s})) > \theta$, the
+#   same convention as `bltlib.entropy.entropies`.
+# - Its default threshold is 1.335 nats with *no* maximum patch length;
+#   Fast BLT uses a mean of about 4 bytes and a maximum of 8.
+# - With no threshold it falls back to the top-k rule above, which is
+#   not prefix-stable.
+# - The paper also resets the entropy model's context at newlines to
+#   fight entropy drift; `bltlib` instead reads text in fixed chunks,
+#   each after its own BOS, which keeps prefix stability just as well.
+# - `include_next_token` asks for one more entropy, for the byte not yet
+#   generated (`entropies(..., include_next=True)` here): a generator
+#   needs to know whether that byte will open a patch.
 
 # %% [markdown]
 # ## Summary

@@ -56,7 +56,7 @@ def test_no_future_leak(model):
 def test_chunking_is_prefix_stable(model):
     raw = bytes(range(40, 140))
     full = entropies(model, raw, chunk_len=30)
-    for cut in (1, 29, 30, 31, 77):
+    for cut in (1, 29, 30, 31, 60, 77):
         torch.testing.assert_close(entropies(model, raw[:cut], chunk_len=30),
                                    full[:cut])
 
@@ -140,3 +140,11 @@ def test_bad_train_config():
         TrainConfig(lr=float("nan"))
     with pytest.raises(ValueError):
         TrainConfig(steps=0)
+
+
+def test_include_next_matches_the_next_byte(model):
+    raw = bytes(range(50, 110))
+    for cut in (5, 29, 30, 31, 59):
+        nxt = entropies(model, raw[:cut], include_next=True, chunk_len=30)
+        later = entropies(model, raw[:cut + 1], chunk_len=30)
+        torch.testing.assert_close(nxt, later, atol=1e-5, rtol=1e-5)

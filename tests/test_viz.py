@@ -44,6 +44,12 @@ def test_plot_patch_histogram_and_threshold_figure():
                "entropy": [1, 2, 3, 8, 9]}
     ax = viz.plot_patch_histogram(lengths, max_length=8)
     assert len(ax.patches) == 2 * 8
+    heights = [p.get_height() for p in ax.patches]
+    assert abs(sum(heights) - 2.0) < 1e-6  # fractions per patcher
+    plt.close(ax.figure)
+    ax = viz.plot_patch_histogram(lengths, max_length=8, y_max=0.5)
+    assert max(p.get_height() for p in ax.patches) <= 0.5
+    assert ax.get_ylim()[1] == 0.5
     plt.close(ax.figure)
     fig = viz.threshold_figure(DATA, E, 1.0, max_patch_length=8,
                                baselines={"fixed": lengths["fixed"]})
