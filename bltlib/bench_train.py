@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from bltlib import data
 from bltlib.blt_data import (evaluate_blt_bpb, patch_corpus,
                              sample_blt_batch)
 from bltlib.flops import blt_flops_per_byte, byte_lm_flops_per_byte
@@ -53,8 +54,9 @@ def run(steps: int = 10, seconds: float | None = None, fast: bool = False,
     val = val[:cfg.eval_bytes]
     ent = entropy_model_for(blt_r.entropy_recipe, fast, progress)
     patcher = calibrated_patcher(blt_r, ent, text)
-    corpus = patch_corpus(text, patcher, ent)
-    val_c = patch_corpus(val, patcher, ent)
+    cache = data.data_dir() / "cache" / "patches"
+    corpus = patch_corpus(text, patcher, ent, cache_dir=cache)
+    val_c = patch_corpus(val, patcher, ent, cache_dir=cache)
     ids = to_ids(text)
     gen = torch.Generator().manual_seed(0)
     blt_batches = [sample_blt_batch(corpus, cfg.batch_size, cfg.seq_len, gen)

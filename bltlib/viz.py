@@ -183,6 +183,7 @@ def threshold_figure(data: str | bytes,
     lengths.update(baselines or {})
     plot_patch_histogram(lengths, ax=bottom, max_length=max_patch_length,
                          y_max=y_max)
+    bottom.set_title(f"patch sizes over {ref.numel():,} bytes")
     fig.tight_layout()
     return fig
 
