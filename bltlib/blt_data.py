@@ -60,6 +60,8 @@ def patch_corpus(text: bytes, cfg: PatcherConfig,
     if cfg.mode == "entropy" and entropy_model is None:
         raise ValueError("entropy patching needs an entropy model")
     digest = _model_digest(entropy_model if cfg.mode == "entropy" else None)
+    if cfg.mode == "entropy":  # the scoring context changes the entropies
+        digest += f"/ctx{entropy_model.cfg.max_seq_len}"
     settings = json.dumps(asdict(cfg), sort_keys=True)
     cache = Path(cache_dir) if cache_dir else None
     parts = []

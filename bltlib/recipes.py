@@ -75,9 +75,10 @@ CODE_TRAIN = TrainConfig(steps=3000, batch_size=16, seq_len=512, lr=2e-3,
 RECIPES: dict[str, Recipe] = {
     "entropy-small": Recipe(
         name="entropy-small", kind="entropy",
+        # scored in chunks no longer than it was trained on (256 bytes)
         model=ByteLMConfig(TransformerConfig(dim=128, n_layers=2, n_heads=4,
                                              sliding_window=512),
-                           max_seq_len=512),
+                           max_seq_len=257),
         train=TrainConfig(steps=600, batch_size=16, seq_len=256, lr=2e-3,
                           warmup_steps=30, eval_every=100, eval_bytes=32768),
         corpora=(("code", 3_000_000), ("prose", 1_500_000))),

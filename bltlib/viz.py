@@ -141,8 +141,10 @@ def plot_patch_histogram(lengths_by_name: Mapping[str, Any],
                label=f"{name} (mean {v.float().mean():.2f})")
         for x, f in zip(pos, frac):
             if y_max is not None and f > y_max:
-                ax.annotate(f"{f:.2f}", (x, y_max), ha="center",
-                            va="top", fontsize=7, color="white")
+                ax.annotate(f"{f:.2f}", (x, y_max), xytext=(0, -3),
+                            textcoords="offset points", rotation=90,
+                            ha="center", va="top", fontsize=7,
+                            color="white")
     if y_max is not None:
         ax.set_ylim(0, y_max)
     ax.set_xticks(range(1, top + 1))

@@ -244,25 +244,25 @@ plt.show()
 #
 # One practical detail. `entropies(model, text)` reads long text in
 # chunks, each after its own BOS, so that a prefix gets the same
-# entropies as the whole (we use this below). By default a chunk is as
-# long as the model's `max_seq_len`, but our model only ever saw
-# windows of `recipe.train.seq_len` bytes in training, and a small
-# transformer does not generalise to positions it never saw. So we score
-# in chunks of the training length, which the next cell justifies.
+# entropies as the whole (we use this below). By default a chunk is
+# `max_seq_len - 1` bytes, which the recipe sets to the training window,
+# `recipe.train.seq_len` bytes: a small transformer does not generalise
+# to positions it never saw in training. The next cell shows what longer
+# chunks would cost.
 
 # %%
 CHUNK = recipe.train.seq_len  # bytes per window in training
 probe = data.load_text("code", "val",
                        max_bytes=2048 if FAST else 8192)
-for chunk in (CHUNK, model.cfg.max_seq_len - 1):
+assert model.cfg.max_seq_len - 1 == CHUNK  # the library default
+for chunk in (CHUNK, 4 * CHUNK):
     bpb = bits_per_byte(model, probe, chunk_len=chunk)
     print(f"scored in chunks of {chunk:4d} bytes: {bpb:.3f} bits per byte")
 
 # %% [markdown]
-# In full mode the longer chunks are clearly worse (by almost half a bit
-# per byte): past position 256 the model extrapolates to positions it
-# never trained on. From here on every call to `entropies` passes
-# `chunk_len=CHUNK`.
+# In full mode the longer chunks are clearly worse: past position 256
+# the model extrapolates to positions it never trained on. Every call to
+# `entropies` below passes `chunk_len=CHUNK` to make the choice visible.
 
 # %% [markdown]
 # ## Calibrating the threshold

@@ -151,7 +151,7 @@ cfg = BLTConfig(encoder=local, decoder=local,
                 cross_attn_k=2)
 model = BLT(cfg, seed=0).eval()
 ids = torch.tensor([B.encode("def add(a, b):", bos=True)])  # (1, 15)
-patching = torch.tensor([[1, 4, 4, 3, 3]])  # BOS + 14 bytes (+1 next)
+patching = torch.tensor([[1, 4, 4, 3, 3]])  # BOS + 14 bytes
 logits = model(ids, patching)
 manual = F.cross_entropy(logits[0, :-1], ids[0, 1:])
 torch.testing.assert_close(manual, model.loss(ids, patching))
@@ -238,8 +238,8 @@ ref = BltForCausalLM(BltConfig(
 ours = BLT(config_from_hf(ref.config.to_dict())).eval()
 load_weights(ours, state_from_hf(ref.state_dict()))
 with torch.no_grad():
-    diff = (ours(ids, patching[:, :-1])
-            - ref(input_ids=ids, patch_lengths=patching[:, :-1],
+    diff = (ours(ids, patching)
+            - ref(input_ids=ids, patch_lengths=patching,
                   use_cache=False).logits).abs().max()
 print(f"max |logit difference| = {diff:.2e}")
 assert diff < 1e-4
