@@ -147,8 +147,19 @@ def get_entropy_recipe(name: str, fast: bool = False) -> Recipe:
 
 
 def train_entropy_recipe(name: str, fast: bool = False, *,
-                         progress: bool = True):
-    """Train the named entropy model from scratch: (model, history)."""
-    from bltlib.pipeline import train_recipe
+                         progress: bool = True, keep: bool = True):
+    """Train the named entropy model from scratch: (model, history).
+
+    With ``keep`` the model is also saved to
+    ``data/checkpoints/local/<name>[-fast]`` unless a checkpoint is already
+    there (nothing is overwritten), so later chapters load it instead of
+    training it again.
+    """
+    from bltlib.checkpoint import save_checkpoint
+    from bltlib.pipeline import local_checkpoint_dir, train_recipe
     run = train_recipe(get_entropy_recipe(name, fast), progress=progress)
+    path = local_checkpoint_dir(name, fast)
+    if keep and not (path / "model.safetensors").exists():
+        save_checkpoint(run.model, path, kind="entropy", config=run.model.cfg,
+                        meta=run.meta)
     return run.model, run.history
