@@ -16,7 +16,6 @@ import json
 import sys
 from pathlib import Path
 
-from bltlib import data
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -135,7 +135,6 @@ def recipe_text(recipe: Recipe, split: str) -> bytes:
 
 # Chapter 02 names, kept stable.
 ENTROPY_RECIPES = {k: v for k, v in RECIPES.items() if v.kind == "entropy"}
-EntropyRecipe = Recipe
 
 
 def get_entropy_recipe(name: str, fast: bool = False) -> Recipe:

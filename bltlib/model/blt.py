@@ -18,7 +18,6 @@ does the same.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -31,7 +30,6 @@ from bltlib.model.layers import (TransformerConfig, causal_mask, init_weights,
                                  make_layers, run_layers)
 from bltlib.model.local import LocalDecoder, LocalEncoder
 
-LN2 = math.log(2.0)
 
 
 @dataclass(frozen=True)
