@@ -21,14 +21,12 @@ from typing import Any
 import torch
 
 from bltlib import data
-from bltlib.blt_data import (evaluate_blt_bpb, patch_corpus,
-                             sample_blt_batch)
+from bltlib.blt_data import patch_corpus, sample_blt_batch
 from bltlib.flops import blt_flops_per_byte, byte_lm_flops_per_byte
 from bltlib.pipeline import (build_model, calibrated_patcher,
-                             entropy_model_for)
+                             entropy_model_for, train_recipe)
 from bltlib.recipes import get_recipe, recipe_text
-from bltlib.training import (evaluate_bpb, make_optimizer, sample_batch,
-                             to_ids, train_loop)
+from bltlib.training import make_optimizer, sample_batch, to_ids
 
 
 def _time_steps(model: torch.nn.Module, batches: list[tuple], steps: int) -> float:
@@ -50,13 +48,11 @@ def run(steps: int = 10, seconds: float | None = None, fast: bool = False,
     """Measure both models; returns a JSON-ready dict."""
     blt_r, byte_r = get_recipe("blt-code", fast), get_recipe("byte-code", fast)
     cfg = blt_r.train
-    text, val = recipe_text(blt_r, "train"), recipe_text(blt_r, "val")
-    val = val[:cfg.eval_bytes]
+    text = recipe_text(blt_r, "train")
     ent = entropy_model_for(blt_r.entropy_recipe, fast, progress)
     patcher = calibrated_patcher(blt_r, ent, text)
     cache = data.data_dir() / "cache" / "patches"
     corpus = patch_corpus(text, patcher, ent, cache_dir=cache)
-    val_c = patch_corpus(val, patcher, ent, cache_dir=cache)
     ids = to_ids(text)
     gen = torch.Generator().manual_seed(0)
     blt_batches = [sample_blt_batch(corpus, cfg.batch_size, cfg.seq_len, gen)
@@ -85,23 +81,11 @@ def run(steps: int = 10, seconds: float | None = None, fast: bool = False,
         }
     m = result["models"]
     result["speedup"] = round(m["BLT"]["bytes_per_s"] / m["byte LM"]["bytes_per_s"], 2)
-    if seconds:
+    if seconds:  # the same pipeline as `python -m bltlib train`
         budget = dict(max_seconds=seconds, steps=10**6, eval_every=10**6)
         for name, recipe in (("BLT", blt_r), ("byte LM", byte_r)):
-            rcfg = get_recipe(recipe.name, fast, **budget).train
-            model = build_model(recipe)
-            if name == "BLT":
-                hist = train_loop(
-                    model, lambda g: sample_blt_batch(corpus, rcfg.batch_size,
-                                                      rcfg.seq_len, g),
-                    lambda mm: evaluate_blt_bpb(mm, val_c, rcfg.seq_len),
-                    rcfg, progress=progress)
-            else:
-                hist = train_loop(
-                    model, lambda g: (sample_batch(ids, rcfg.batch_size,
-                                                   rcfg.seq_len, g),),
-                    lambda mm: evaluate_bpb(mm, val, rcfg.seq_len),
-                    rcfg, progress=progress)
+            hist = train_recipe(get_recipe(recipe.name, fast, **budget),
+                                progress=progress).history
             m[name].update(train_seconds=round(hist.seconds, 1),
                            bytes_seen=hist.bytes_seen,
                            val_bpb=round(hist.final_val_bpb, 4))

@@ -15,14 +15,12 @@ transformer layers with a sliding window, final RMSNorm, LM head.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from bltlib.bytes import BOS_ID, OFFSET, as_bytes
 from bltlib.model.byte_lm import ByteLM, ByteLMConfig
+from bltlib.training import LN2
 
-LN2 = math.log(2.0)
 
 
 EntropyModelConfig = ByteLMConfig  # the entropy model is a small ByteLM
