@@ -59,7 +59,8 @@ def config_from_hf(cfg: dict) -> BLTConfig:
         cross_attn_k=cfg.get("cross_attn_k", 2),
         encoder_cross_all_layers=enc.get("cross_attn_all_layers", False),
         decoder_cross_all_layers=dec.get("cross_attn_all_layers", True),
-        vocab_size=cfg.get("vocab_size", 260))
+        vocab_size=cfg.get("vocab_size", 260),
+        max_seq_len=enc.get("max_position_embeddings", 4096))
 
 
 def entropy_config_from_hf(cfg: dict) -> EntropyModelConfig:

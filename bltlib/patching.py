@@ -185,6 +185,40 @@ def patch_starts(cfg: PatcherConfig, data: str | bytes,
                           max_patch_length=cfg.max_patch_length)
 
 
+def next_start(cfg: PatcherConfig, index: int, last_start: int,
+               entropy: float | None = None,
+               prev_entropy: float | None = None) -> bool:
+    """Does byte ``index`` open a patch? The streaming form of :func:`patch_starts`.
+
+    A generator asks this before byte ``index`` exists, knowing only its
+    entropy ``H(x_index | x_<index)`` (and the previous byte's, for the
+    monotonic rule) and where the current patch started. By prefix
+    stability the answers equal ``patch_starts`` over the whole sequence;
+    comparisons run in float32 like the batch rule. Space patching needs
+    the byte itself, so it cannot be streamed.
+    """
+    if index == 0:
+        return True
+    if cfg.mode == "fixed":
+        return index % cfg.stride == 0
+    if cfg.mode == "space":
+        raise ValueError("space patching looks at the byte itself, so a "
+                         "generator cannot know it in advance; use "
+                         "entropy or fixed patching to generate")
+    if entropy is None:
+        raise ValueError("entropy patching needs the next byte's entropy")
+    e = torch.tensor(entropy, dtype=torch.float32)
+    start = True
+    if cfg.threshold is not None:
+        start = bool(e > cfg.threshold)
+    if cfg.relative_threshold is not None:
+        prev = torch.tensor(prev_entropy, dtype=torch.float32)
+        start = start and bool(e - prev > cfg.relative_threshold)
+    if cfg.max_patch_length is not None:
+        start = start or index - last_start >= cfg.max_patch_length
+    return start
+
+
 def calibrate_threshold(entropies: torch.Tensor | Sequence[float],
                         target_patch_size: float, *,
                         relative_threshold: float | None = None,

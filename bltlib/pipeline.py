@@ -8,6 +8,7 @@ trains. Under ``torchrun`` it runs data-parallel (see :mod:`bltlib.dist`).
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from bltlib.blt_data import evaluate_blt_bpb, patch_corpus, sample_blt_batch
 from bltlib.checkpoint import (config_from_dict, load_weights,
                                read_checkpoint, save_checkpoint)
 from bltlib.entropy import EntropyModel, entropies
+from bltlib.inference.bundle import ENTROPY_DIR
 from bltlib.model.blt import BLT, BLTConfig
 from bltlib.model.byte_lm import ByteLM, ByteLMConfig
 from bltlib.patching import PatcherConfig, calibrate_threshold
@@ -127,8 +129,7 @@ def train_recipe(recipe: Recipe, *, progress: bool = True,
         cache = data.data_dir() / "cache" / "patches"
         train_c = patch_corpus(train_text, patcher, ent, cache_dir=cache)
         val_c = patch_corpus(val_text, patcher, ent, cache_dir=cache)
-        extra = {"patcher": {"threshold": patcher.threshold,
-                             "max_patch_length": patcher.max_patch_length},
+        extra = {"patcher": dataclasses.asdict(patcher),
                  "entropy_recipe": recipe.entropy_recipe,
                  "mean_patch_size_train": round(train_c.mean_patch_size, 3),
                  "mean_patch_size_val": round(val_c.mean_patch_size, 3)}
@@ -156,6 +157,10 @@ def train_recipe(recipe: Recipe, *, progress: bool = True,
         if out is not None and is_main():
             save_run(model, live, out, kind=recipe.kind, config=recipe.model,
                      meta={**_meta(recipe, model, live.history, device), **extra})
+            ent_dir = Path(out) / ENTROPY_DIR  # a BLT checkpoint generates alone
+            if recipe.kind == "blt" and not (ent_dir / "model.safetensors").exists():
+                save_checkpoint(ent, ent_dir, kind="entropy", config=ent.cfg,
+                                meta={"recipe": recipe.entropy_recipe})
 
     hist = train_loop(model, next_batch, evaluate, cfg, device=device,
                       progress=progress, state=state, on_eval=save)

@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from bltlib.bytes import PAD_ID, VOCAB_SIZE
+from bltlib.model.cache import StackCache
 from bltlib.model.hashing import HashConfig
 from bltlib.model.layers import (TransformerConfig, causal_mask, init_weights,
                                  make_layers, run_layers)
 from bltlib.model.local import LocalDecoder, LocalEncoder
-
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,11 @@ class BLTConfig:
     encoder_cross_all_layers: bool = False
     decoder_cross_all_layers: bool = True
     vocab_size: int = VOCAB_SIZE
+    max_seq_len: int = 4096  # longest BOS + bytes a generator accepts
 
     def __post_init__(self) -> None:
+        if self.max_seq_len < 2:
+            raise ValueError("max_seq_len must be >= 2 (BOS and one byte)")
         if self.encoder.dim != self.decoder.dim:
             raise ValueError("encoder and decoder must share a width: the "
                              "decoder reads the encoder's byte states")
@@ -99,10 +102,11 @@ class GlobalTransformer(nn.Module):
             else nn.Identity())
         self.layers = make_layers(cfg)
 
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """(B, P, K*D) -> latents (B, P, G)."""
+    def forward(self, patches: torch.Tensor,
+                cache: StackCache | None = None) -> torch.Tensor:
+        """(B, P, K*D) -> latents (B, P, G); with ``cache``, new patches only."""
         return run_layers(self.layers, self.cfg,
-                          self.token_embedding_projection(patches))
+                          self.token_embedding_projection(patches), cache=cache)
 
 
 class BLT(nn.Module):

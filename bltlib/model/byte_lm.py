@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bltlib.bytes import VOCAB_SIZE
+from bltlib.model.cache import StackCache
 from bltlib.model.layers import (RMSNorm, TransformerConfig, init_weights,
                                  make_layers, run_layers)
 
@@ -44,10 +45,17 @@ class ByteLM(nn.Module):
         self.lm_head = nn.Linear(tcfg.dim, self.cfg.vocab_size, bias=False)
         init_weights(self, seed)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor,
+                cache: StackCache | None = None) -> torch.Tensor:
+        """ids (B, T) -> logits (B, T, V); with ``cache``, ids are the new
+        positions only, and the cache grows by T."""
         h = run_layers(self.layers, self.cfg.transformer,
-                       self.embed_tokens(ids))  # (B, T, D)
+                       self.embed_tokens(ids), cache=cache)  # (B, T, D)
         return self.lm_head(self.norm(h))  # (B, T, V)
+
+    def new_cache(self) -> StackCache:
+        """An empty key/value cache for incremental scoring."""
+        return StackCache(self.cfg.transformer.n_layers)
 
     def loss(self, ids: torch.Tensor) -> torch.Tensor:
         """Mean next-id cross-entropy in nats; ids (B, T) start with BOS."""

@@ -79,6 +79,23 @@ class HashNgramEmbedding(nn.Module):
                             + offset)
         return torch.stack(rows) if rows else ids.new_zeros((0, *ids.shape))
 
+    def last_table_ids(self, ids: list[int]) -> list[int]:
+        """Rows of the n-grams ending at the last of ``ids``, in plain Python.
+
+        The same buckets as :meth:`table_ids` (int64 wrap-around included)
+        for one position, without a dozen tensor ops: a decoding step
+        needs only the newest byte's n-grams.
+        """
+        rows = []
+        for f in range(self.cfg.n_functions):
+            prime = PRIMES[f % len(PRIMES)]
+            for n in self.cfg.sizes:
+                window = ([0] * n + ids)[-n:]
+                h = sum(x * prime ** j for j, x in enumerate(window))
+                h = (h + 2 ** 63) % 2 ** 64 - 2 ** 63  # wrap like int64
+                rows.append(h % self.cfg.vocab + len(rows) * self.cfg.vocab)
+        return rows
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         rows = self.table_ids(ids)  # (n_tables, B, T)
         if rows.shape[0] == 0:

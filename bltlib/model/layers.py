@@ -11,11 +11,14 @@ D model width.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from bltlib.model.cache import KVCache, StackCache
 
 
 @dataclass(frozen=True)
@@ -64,25 +67,46 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        xf = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)  # fused
         return self.weight * xf.to(x.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _inv_freq(head_dim: int, theta: float, device: torch.device) -> torch.Tensor:
+    """theta^(-2i / Dh) for i < Dh / 2; cached (decoding asks every step)."""
+    return 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32,
+                                        device=device) / head_dim)
 
 
 def rope_angles(positions: torch.Tensor, head_dim: int, theta: float,
                 dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin for interleaved RoPE; positions (..., T) -> (..., T, Dh)."""
-    inv = 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32,
-                                       device=positions.device) / head_dim)
+    inv = _inv_freq(head_dim, float(theta), positions.device)
     freqs = positions[..., None].float() * inv  # (..., T, Dh/2)
     emb = torch.repeat_interleave(freqs, 2, dim=-1)  # (..., T, Dh)
     return emb.cos().to(dtype), emb.sin().to(dtype)
 
 
+@functools.lru_cache(maxsize=64)
+def _pair_swap(head_dim: int, dtype: torch.dtype,
+               device: torch.device) -> torch.Tensor:
+    """R (Dh, Dh) with (x @ R)[2i] = -x[2i+1] and (x @ R)[2i+1] = x[2i]."""
+    r = torch.zeros(head_dim, head_dim, dtype=dtype, device=device)
+    idx = torch.arange(0, head_dim, 2, device=device)
+    r[idx + 1, idx] = -1
+    r[idx, idx + 1] = 1
+    return r
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor,
                sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[2i], x[2i+1]); x (B, H, T, Dh), cos/sin (B|1, T, Dh)."""
-    rot = torch.stack([-x[..., 1::2], x[..., 0::2]], dim=-1).flatten(-2)
+    """Rotate pairs (x[2i], x[2i+1]); x (B, H, T, Dh), cos/sin (B|1, T, Dh).
+
+    The rotated partner ``(-x[2i+1], x[2i])`` is one product with a 0/±1
+    matrix, exact in floating point and cheaper than slicing and stacking
+    when decoding one position at a time.
+    """
+    rot = x @ _pair_swap(x.shape[-1], x.dtype, x.device)
     return x * cos.unsqueeze(1) + rot * sin.unsqueeze(1)
 
 
@@ -102,6 +126,18 @@ def causal_mask(t_q: int, t_k: int | None = None, *,
     return mask
 
 
+def cached_causal_mask(t: int, start: int, window: int | None,
+                       device: torch.device) -> torch.Tensor | None:
+    """Mask of t new queries after ``start`` cached keys; None = see all.
+
+    One new query within the window sees every key, so decoding steps
+    skip building a mask.
+    """
+    if t == 1 and (window is None or start < window):
+        return None
+    return causal_mask(t, start + t, window=window, device=device)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with RoPE (q, k, v, o projections)."""
 
@@ -114,15 +150,24 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(cfg.dim, cfg.kv_heads * hd, bias=False)
         self.o_proj = nn.Linear(cfg.n_heads * hd, cfg.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor,
-                rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
+                rope: tuple[torch.Tensor, torch.Tensor],
+                cache: KVCache | None = None) -> torch.Tensor:
+        """x (B, T, D) -> (B, T, D); with ``cache``, x holds only new positions.
+
+        ``mask`` is (T, T_keys) or (B, T, T_keys), True = attend, where the
+        keys are the cached positions followed by the new ones; ``None``
+        lets every query see every key.
+        """
         bsz, t, _ = x.shape  # (B, T, D)
         hd, cfg = self.cfg.head_dim, self.cfg
         q = self.q_proj(x).view(bsz, t, cfg.n_heads, hd).transpose(1, 2)
         k = self.k_proj(x).view(bsz, t, cfg.kv_heads, hd).transpose(1, 2)
         v = self.v_proj(x).view(bsz, t, cfg.kv_heads, hd).transpose(1, 2)
         q, k = apply_rope(q, *rope), apply_rope(k, *rope)  # (B, H, T, Dh)
-        if mask.dim() == 3:  # (B, Tq, Tk) -> (B, 1, Tq, Tk)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, H, T_keys, Dh)
+        if mask is not None and mask.dim() == 3:  # (B, Tq, Tk) -> (B, 1, Tq, Tk)
             mask = mask[:, None]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask,
@@ -153,19 +198,37 @@ class TransformerLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = MLP(cfg.dim, cfg.ffn_dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor,
-                rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), mask, rope)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
+                rope: tuple[torch.Tensor, torch.Tensor],
+                cache: KVCache | None = None) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), mask, rope, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
+
+
+_ROPE_TABLES: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def rope_table(cfg: TransformerConfig, x: torch.Tensor,
                positions: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin for x (B, T, D) at ``positions`` (default 0..T-1)."""
+    """cos/sin for x (B, T, D) at ``positions`` (default 0..T-1).
+
+    Rows come from a table over positions 0..N-1 (grown by doubling), so
+    a decoding step indexes instead of recomputing; the values are the
+    ones :func:`rope_angles` gives.
+    """
     if positions is None:
         positions = torch.arange(x.shape[1], device=x.device)[None]  # (1, T)
-    return rope_angles(positions, cfg.head_dim, cfg.rope_theta, x.dtype)
+    key = (cfg.head_dim, float(cfg.rope_theta), x.dtype, x.device)
+    table = _ROPE_TABLES.get(key)
+    need = int(positions.max()) + 1 if positions.numel() else 1
+    if table is None or table[0].shape[0] < need:
+        size = max(need, 2 * (table[0].shape[0] if table else 512))
+        with torch.no_grad():
+            table = rope_angles(torch.arange(size, device=x.device),
+                                cfg.head_dim, cfg.rope_theta, x.dtype)
+        _ROPE_TABLES[key] = table
+    return table[0][positions], table[1][positions]
 
 
 def make_layers(cfg: TransformerConfig) -> nn.ModuleList:
@@ -175,19 +238,26 @@ def make_layers(cfg: TransformerConfig) -> nn.ModuleList:
 
 def run_layers(layers: nn.ModuleList, cfg: TransformerConfig,
                x: torch.Tensor, mask: torch.Tensor | None = None,
-               positions: torch.Tensor | None = None) -> torch.Tensor:
+               positions: torch.Tensor | None = None,
+               cache: StackCache | None = None) -> torch.Tensor:
     """Run ``layers`` over x (B, T, D) with one shared rotary table.
 
-    ``mask`` is (T, T) or (B, T, T), True = attend; the default is causal
-    (with the config's sliding window). ``positions`` (B|1, T) default to
-    0..T-1.
+    ``mask`` is (T, T_keys) or (B, T, T_keys), True = attend; the default
+    is causal (with the config's sliding window). ``positions`` (B|1, T)
+    default to 0..T-1, or, with a ``cache`` already holding L positions,
+    to L..L+T-1: the new positions continue the cached ones.
     """
     t = x.shape[1]
+    start = cache.length if cache is not None else 0
+    if positions is None:
+        positions = torch.arange(start, start + t, device=x.device)[None]
     if mask is None:
-        mask = causal_mask(t, window=cfg.sliding_window, device=x.device)
+        mask = cached_causal_mask(t, start, cfg.sliding_window, x.device)
     rope = rope_table(cfg, x, positions)
-    for layer in layers:
-        x = layer(x, mask, rope)
+    for i, layer in enumerate(layers):
+        x = layer(x, mask, rope, cache.layers[i] if cache is not None else None)
+    if cache is not None:
+        cache.advance(t)
     return x
 
 

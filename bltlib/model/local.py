@@ -18,8 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from bltlib.model.hashing import HashConfig, HashNgramEmbedding
-from bltlib.model.layers import (RMSNorm, TransformerConfig, make_layers,
-                                 rope_table)
+from bltlib.model.cache import StackCache
+from bltlib.model.layers import (RMSNorm, TransformerConfig,
+                                 cached_causal_mask,
+                                 make_layers, rope_table, run_layers)
 
 
 class CrossAttention(nn.Module):
@@ -40,20 +42,37 @@ class CrossAttention(nn.Module):
         self.v_proj = nn.Linear(cfg.dim, cfg.kv_heads * hd, bias=False)
         self.o_proj = nn.Linear(cfg.n_heads * hd, cfg.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, kv: torch.Tensor,
-                mask: torch.Tensor) -> torch.Tensor:
-        """x (B, Tq, D), kv (B, Tk, D), mask (B, Tq, Tk) -> (B, Tq, D)."""
+    def project_kv(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values (B, H, Tk, Dh) of kv (B, Tk, D); cacheable."""
+        cfg, hd = self.cfg, self.cfg.head_dim
+        bsz = kv.shape[0]
+        kvn = self.k_norm(kv)
+        k = self.k_proj(kvn).view(bsz, -1, cfg.kv_heads, hd).transpose(1, 2)
+        v = self.v_proj(kvn).view(bsz, -1, cfg.kv_heads, hd).transpose(1, 2)
+        return k, v
+
+    def forward(self, x: torch.Tensor, kv: torch.Tensor | None,
+                mask: torch.Tensor | None,
+                kv_proj: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> torch.Tensor:
+        """x (B, Tq, D), kv (B, Tk, D), mask (B, Tq, Tk) -> (B, Tq, D).
+
+        ``mask=None`` lets every query see every key; ``kv_proj`` gives
+        :meth:`project_kv`'s result instead of ``kv``.
+        """
         cfg, hd = self.cfg, self.cfg.head_dim
         bsz, tq, _ = x.shape
         q = self.q_proj(self.q_norm(x)).view(bsz, tq, cfg.n_heads, hd)
-        kvn = self.k_norm(kv)
-        k = self.k_proj(kvn).view(bsz, -1, cfg.kv_heads, hd)
-        v = self.v_proj(kvn).view(bsz, -1, cfg.kv_heads, hd)
+        k, v = kv_proj if kv_proj is not None else self.project_kv(kv)
+        if mask is None:
+            out = F.scaled_dot_product_attention(
+                q.transpose(1, 2), k, v,
+                enable_gqa=cfg.kv_heads != cfg.n_heads)  # (B, H, Tq, hd)
+            return self.o_proj(out.transpose(1, 2).reshape(bsz, tq, -1)) + x
         seen = mask.any(-1, keepdim=True)  # (B, Tq, 1)
         safe = mask | ~seen  # empty rows: attend anywhere, zeroed below
         out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
-            attn_mask=safe[:, None],
+            q.transpose(1, 2), k, v, attn_mask=safe[:, None],
             enable_gqa=cfg.kv_heads != cfg.n_heads)  # (B, H, Tq, hd)
         out = out.transpose(1, 2).reshape(bsz, tq, -1) * seen
         return self.o_proj(out) + x
@@ -125,6 +144,41 @@ class LocalEncoder(nn.Module):
             pe = self.pool(h, patch_ids, n_patches, cross_mask, 0)
         return h, pe.reshape(bsz, n_patches, -1)  # (B, T, D), (B, P, K*D)
 
+    # -- incremental use (bltlib.inference) --------------------------------
+    @property
+    def context_bytes(self) -> int:
+        """How many trailing ids the hash n-grams of one byte read."""
+        return max(self.hash_embedding.cfg.sizes, default=1)
+
+    def step(self, ids: torch.Tensor, n_new: int,
+             cache: StackCache) -> torch.Tensor:
+        """Byte states of the last ``n_new`` of ``ids`` (B, T) -> (B, n_new, D).
+
+        ``ids`` must hold the new bytes preceded by at least
+        ``context_bytes - 1`` earlier ones (or start at BOS), for the hash
+        n-grams; ``cache`` holds the earlier bytes' keys and values.
+        Only the final states matter: pooling reads the last layer.
+        """
+        if n_new == 1 and ids.shape[0] == 1:  # a decoding step
+            last = ids[0, -self.context_bytes:].tolist()
+            rows = self.hash_embedding.last_table_ids(last)
+            x = self.embed_tokens(ids[:, -1:])  # (1, 1, D)
+            if rows:
+                x = x + self.hash_embedding.embedding(
+                    torch.tensor(rows, device=ids.device)).sum(0)
+        else:
+            x = self.embed(ids)[:, -n_new:]  # (B, n_new, D)
+        return run_layers(self.layers, self.cfg, x, cache=cache)
+
+    def pool_one(self, h: torch.Tensor) -> torch.Tensor:
+        """The vector of one complete patch: h (B, n, D) -> (B, K*D)."""
+        bsz, n, _ = h.shape
+        ids = h.new_zeros(bsz, n, dtype=torch.long)
+        mask = h.new_ones(bsz, self.k, n, dtype=torch.bool)
+        layer = len(self.layers) - 1 if self.cross_all_layers and len(
+            self.layers) else 0
+        return self.pool(h, ids, 1, mask, layer).reshape(bsz, -1)
+
 
 class LocalDecoder(nn.Module):
     """Byte states + patch latents -> final byte states (B, T, D)."""
@@ -148,13 +202,42 @@ class LocalDecoder(nn.Module):
         return self.patch_embedding_projection(latents).reshape(
             bsz, n_patches * self.k, self.cfg.dim)
 
-    def forward(self, h: torch.Tensor, latents: torch.Tensor,
-                self_mask: torch.Tensor, cross_mask: torch.Tensor,
-                positions: torch.Tensor | None = None) -> torch.Tensor:
+    def cross_kv(self, latents: torch.Tensor
+                 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Keys/values of latents (B, P, G) for every cross-attention layer."""
         kv = self.latents_to_kv(latents)  # (B, P*K, D)
+        return [layer.project_kv(kv) for layer in self.cross_attn_layers]
+
+    def forward(self, h: torch.Tensor, latents: torch.Tensor | None,
+                self_mask: torch.Tensor | None,
+                cross_mask: torch.Tensor | None,
+                positions: torch.Tensor | None = None,
+                cache: StackCache | None = None,
+                cross_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+                ) -> torch.Tensor:
+        """h (B, T, D) byte states -> (B, T, D) final states.
+
+        With ``cache``, h holds only new rows: positions continue the
+        cached ones and ``self_mask`` defaults to causal (windowed).
+        ``cross_kv`` (from :meth:`cross_kv`) replaces ``latents`` when the
+        caller keeps the latents' keys and values.
+        """
+        if cross_kv is None:
+            cross_kv = self.cross_kv(latents)
+        start = cache.length if cache is not None else 0
+        t = h.shape[1]
+        if positions is None:
+            positions = torch.arange(start, start + t, device=h.device)[None]
+        if self_mask is None:
+            self_mask = cached_causal_mask(t, start, self.cfg.sliding_window,
+                                           h.device)
         rope = rope_table(self.cfg, h, positions)
         for i, layer in enumerate(self.layers):
             if i == 0 or self.cross_all_layers:
-                h = h + self.cross_attn_layers[i](h, kv, cross_mask)
-            h = layer(h, self_mask, rope)
+                h = h + self.cross_attn_layers[i](h, None, cross_mask,
+                                                  kv_proj=cross_kv[i])
+            h = layer(h, self_mask, rope,
+                      cache.layers[i] if cache is not None else None)
+        if cache is not None:
+            cache.advance(t)
         return self.norm(h)
