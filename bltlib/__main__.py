@@ -1,4 +1,4 @@
-"""The command line: ``python -m bltlib {data, train} ...``.
+"""The command line: ``python -m bltlib {data, train, generate, bench-train} ...``.
 
 * ``python -m bltlib data build`` builds the offline data (same as
   ``python -m bltlib.data build``).
@@ -7,7 +7,11 @@
   ``bltlib.recipes``) and saves a resumable safetensors checkpoint. The
   same command runs data-parallel under ``torchrun`` (``bltlib.dist``).
 
-``generate`` and ``bench`` arrive with the decoders.
+* ``python -m bltlib generate --model DIR --prompt TEXT [--method ar]
+  [--max-new-bytes N] [--temperature T] [--top-k K] [--top-p P]
+  [--seed S] [--stop S] [--json]`` continues a prompt (or
+  ``--prompt-file F``, read as raw bytes) with a trained BLT checkpoint.
+* ``python -m bltlib bench-train`` times BLT against the byte LM.
 """
 from __future__ import annotations
 
@@ -55,6 +59,42 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from bltlib.checkpoint import CheckpointError
+    from bltlib.env import get_device
+    from bltlib.inference import generate as gen_mod
+    from bltlib.inference.bundle import load_patched_blt
+
+    if (args.prompt is None) == (args.prompt_file is None):
+        print("error: give exactly one of --prompt and --prompt-file",
+              file=sys.stderr)
+        return 2
+    try:
+        prompt = (args.prompt.encode("utf-8", "surrogateescape")
+                  if args.prompt is not None
+                  else Path(args.prompt_file).read_bytes())
+        bundle = load_patched_blt(args.model).to(get_device(args.device))
+        result = gen_mod.generate(
+            bundle, prompt, args.method, max_new_bytes=args.max_new_bytes,
+            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+            generator=args.seed, stop=args.stop)
+    except (CheckpointError, OSError, ValueError, TypeError,
+            RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        doc = {"prompt_hex": prompt.hex(), "text": result.text,
+               "hex": result.bytes.hex(), "stats": result.stats.to_dict()}
+        print(json.dumps(doc, indent=2))
+    else:
+        sys.stdout.write(result.text + "\n")
+        s = result.stats
+        print(f"[{s.method}: {s.new_bytes} bytes in {s.wall_seconds:.2f} s, "
+              f"{s.decoder_calls} decoder / {s.global_calls} global calls, "
+              f"stop: {s.stop_reason}]", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bltlib")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,6 +116,22 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = sub.add_parser("generate", help="continue a prompt with a BLT")
+    g.add_argument("--model", required=True, help="BLT checkpoint folder")
+    g.add_argument("--method", default="ar", help="decoder (default: ar)")
+    g.add_argument("--prompt", help="prompt text")
+    g.add_argument("--prompt-file", help="read the prompt bytes from a file")
+    g.add_argument("--max-new-bytes", type=int, default=256)
+    g.add_argument("--temperature", type=float, default=0.0,
+                   help="0 (default) is greedy")
+    g.add_argument("--top-k", type=int)
+    g.add_argument("--top-p", type=float)
+    g.add_argument("--seed", type=int, help="sampling seed (0 is a seed)")
+    g.add_argument("--stop", action="append",
+                   help="stop after this text (repeatable)")
+    g.add_argument("--device", help="cpu or cuda (default: BLT_DEVICE or cpu)")
+    g.add_argument("--json", action="store_true",
+                   help="print text, hex and every stat as JSON")
     bt = sub.add_parser("bench-train", help="BLT vs byte-LM training speed")
     bt.add_argument("--steps", type=int, default=10)
     bt.add_argument("--seconds", type=float,
@@ -86,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench-train":
         from bltlib.bench_train import main as bench_main
         return bench_main(args.steps, args.seconds, args.fast, args.json)
+    if args.command == "generate":
+        return _generate(args)
     if args.command == "data":
         from bltlib.data.__main__ import main as data_main
         return data_main(args.rest or ["build"])

@@ -171,3 +171,7 @@ def generate(model: PatchedBLT, prompt: str | bytes, method: str = "ar", *,
     stats.wall_seconds = time.perf_counter() - t0
     stats.new_bytes, stats.stop_reason = len(out.data), out.reason
     return GenerationResult(bytes(out.data), stats)
+
+
+# Decoders defined in other modules register themselves on import.
+from bltlib.inference import reference as _reference  # noqa: E402,F401
