@@ -11,7 +11,9 @@
   [--max-new-bytes N] [--temperature T] [--top-k K] [--top-p P]
   [--seed S] [--stop S] [--json]`` continues a prompt (or
   ``--prompt-file F``, read as raw bytes) with a trained BLT checkpoint.
-* ``python -m bltlib bench-train`` times BLT against the byte LM.
+* ``python -m bltlib bench-generate`` times cached generation against the
+  no-cache loop; ``python -m bltlib bench-train`` times BLT training
+  against the byte LM.
 """
 from __future__ import annotations
 
@@ -132,6 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--device", help="cpu or cuda (default: BLT_DEVICE or cpu)")
     g.add_argument("--json", action="store_true",
                    help="print text, hex and every stat as JSON")
+    bg = sub.add_parser("bench-generate",
+                        help="cached AR vs the no-cache loop")
+    bg.add_argument("--model", help="BLT checkpoint folder (default: "
+                    "data/checkpoints/local/blt-code)")
+    bg.add_argument("--new-bytes", type=int, nargs="+", default=[128, 512])
+    bg.add_argument("--prompt-bytes", type=int, default=64)
+    bg.add_argument("--no-reference", action="store_true",
+                    help="time the cached generator only")
+    bg.add_argument("--json", help="write the results to this file")
     bt = sub.add_parser("bench-train", help="BLT vs byte-LM training speed")
     bt.add_argument("--steps", type=int, default=10)
     bt.add_argument("--seconds", type=float,
@@ -142,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bench-train":
         from bltlib.bench_train import main as bench_main
         return bench_main(args.steps, args.seconds, args.fast, args.json)
+    if args.command == "bench-generate":
+        from bltlib.inference.bench import main as bench_gen_main
+        return bench_gen_main(args.model, args.new_bytes, args.prompt_bytes,
+                              args.json, not args.no_reference)
     if args.command == "generate":
         return _generate(args)
     if args.command == "data":

@@ -84,6 +84,22 @@ def entropy_model_for(name: str, fast: bool, progress: bool = True) -> EntropyMo
     return run.model
 
 
+def patched_blt_for(name: str, fast: bool, progress: bool = True):
+    """The local BLT of recipe ``name`` with its patcher; trained once if missing.
+
+    Returns a :class:`~bltlib.inference.bundle.PatchedBLT` read from
+    ``data/checkpoints/local/<name>[-fast]``.
+    """
+    from bltlib.inference.bundle import load_patched_blt
+
+    path = local_checkpoint_dir(name, fast)
+    if not (path / "model.safetensors").exists():
+        if progress:
+            print(f"training BLT {name!r} (saved to {path})")
+        train_recipe(get_recipe(name, fast), progress=progress, out=path)
+    return load_patched_blt(path)
+
+
 def calibrated_patcher(recipe: Recipe, model: EntropyModel,
                        text: bytes) -> PatcherConfig:
     """Global threshold giving the recipe's mean patch size on ``text``."""

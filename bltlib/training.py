@@ -76,14 +76,24 @@ class TrainState:
     history: TrainHistory = field(default_factory=TrainHistory)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(cfg.steps - cfg.warmup_steps, 1)
-    progress = min((step - cfg.warmup_steps) / span, 1.0)
+def lr_at(step: int, cfg: TrainConfig, seconds: float = 0.0) -> float:
+    """Linear warmup to ``lr``, then cosine decay to ``lr * min_lr_ratio``.
+
+    The schedule follows the run's progress: ``step / steps``, or, with a
+    time budget, ``seconds / max_seconds`` when that is further along.
+    So a run cut short by ``max_seconds`` still warms up (for the same
+    share of the run, ``warmup_steps / steps``) and decays fully by the
+    end of its budget, instead of stopping mid-warmup.
+    """
+    progress = (step + 1) / cfg.steps
+    if cfg.max_seconds:
+        progress = max(progress, seconds / cfg.max_seconds)
+    warm = cfg.warmup_steps / cfg.steps
+    if progress < warm:
+        return cfg.lr * progress / warm
+    decay = min((progress - warm) / max(1.0 - warm, 1e-9), 1.0)
     floor = cfg.lr * cfg.min_lr_ratio
-    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * decay))
 
 
 def to_ids(data: bytes | str) -> torch.Tensor:
@@ -186,8 +196,9 @@ def train_loop(model: torch.nn.Module,
                desc="train", initial=state.step, total=cfg.steps)
     for step in bar:
         tick = time.perf_counter()
+        lr = lr_at(step, cfg, _agreed(hist.seconds, world))
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr
         batch = tuple(t.to(device) for t in next_batch(gen))
         loss = runner(*batch)
         opt.zero_grad(set_to_none=True)
@@ -221,6 +232,16 @@ def _dist_info() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+def _agreed(seconds: float, world: int) -> float:
+    """The largest elapsed time over ranks, so every rank uses one lr."""
+    if world == 1:
+        return seconds
+    import torch.distributed as dist
+    t = torch.tensor(float(seconds))
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t)
 
 
 def _out_of_time(seconds: float, cfg: TrainConfig, world: int) -> bool:

@@ -114,6 +114,11 @@ print(lengths[0].tolist())
 # (evaluation excluded) on the same bytes. Your numbers will differ from
 # the text's on other machines, but the two models always share one
 # machine, so their ratio is fair.
+#
+# The learning-rate schedule follows the budget: `lr_at` warms up for the
+# first 1/30 of the run and decays along a cosine to the end of the
+# budget (or of the step count, whichever comes first), so a short run
+# gets a whole schedule instead of stopping mid-warmup.
 
 # %%
 blt_run = train_recipe(blt_recipe, progress=not FAST)

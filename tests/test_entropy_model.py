@@ -99,6 +99,12 @@ def test_lr_schedule():
     assert lr_at(9, cfg) == pytest.approx(1.0)
     assert lr_at(99, cfg) == pytest.approx(0.1, abs=1e-3)
     assert lr_at(55, cfg) < lr_at(20, cfg)
+    # a time budget drives the same schedule when it is further along
+    timed = TrainConfig(steps=10_000, warmup_steps=100, lr=1.0,
+                        min_lr_ratio=0.1, max_seconds=100.0)
+    assert lr_at(5, timed, seconds=0.5) == pytest.approx(0.5)  # warming up
+    assert lr_at(5, timed, seconds=50.0) == pytest.approx(0.55, abs=0.01)
+    assert lr_at(5, timed, seconds=100.0) == pytest.approx(0.1)
 
 
 def test_checkpoint_round_trip(tmp_path, model):

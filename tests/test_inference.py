@@ -332,3 +332,16 @@ def test_checkpoint_bundle_and_cli(tmp_path, trained, capsys):
     assert "max_new_bytes" in capsys.readouterr().err
     assert main(["generate", "--model", str(tmp_path / "nope"),
                  "--prompt", "x"]) == 2
+
+
+def test_generation_benchmark_runs_and_checks_equality(trained):
+    from bltlib.inference.bench import format_table, run
+    bundle, text = trained
+    result = run(bundle, text[:40], (16, 32))
+    assert all(row["identical"] for row in result["rows"])
+    assert set(result["latency_ms"]) == {"encoder", "global", "decoder", "entropy"}
+    assert all(v > 0 for v in result["latency_ms"].values())
+    row = result["rows"][-1]
+    assert row["ar"]["decoder_calls"] == 32 and row["reference"]["global_calls"] == 32
+    assert row["ar"]["predicted_s"] > 0
+    assert "no-cache loop" in format_table(result)
