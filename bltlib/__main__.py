@@ -143,6 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     bg.add_argument("--no-reference", action="store_true",
                     help="time the cached generator only")
     bg.add_argument("--json", help="write the results to this file")
+    bp = sub.add_parser("bench-peer",
+                        help="cached AR vs transformers' BLT loop")
+    bp.add_argument("--model", help="BLT checkpoint folder (default: "
+                    "data/checkpoints/local/blt-code)")
+    bp.add_argument("--new-bytes", type=int, nargs="+", default=[128, 512])
+    bp.add_argument("--prompt-bytes", type=int, default=64)
+    bp.add_argument("--json", help="write the results to this file")
     bt = sub.add_parser("bench-train", help="BLT vs byte-LM training speed")
     bt.add_argument("--steps", type=int, default=10)
     bt.add_argument("--seconds", type=float,
@@ -157,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         from bltlib.inference.bench import main as bench_gen_main
         return bench_gen_main(args.model, args.new_bytes, args.prompt_bytes,
                               args.json, not args.no_reference)
+    if args.command == "bench-peer":
+        from bltlib.inference.peer import main as peer_main
+        return peer_main(args.model, args.new_bytes, args.prompt_bytes,
+                         args.json)
     if args.command == "generate":
         return _generate(args)
     if args.command == "data":

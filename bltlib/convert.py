@@ -60,7 +60,8 @@ def config_from_hf(cfg: dict) -> BLTConfig:
         encoder_cross_all_layers=enc.get("cross_attn_all_layers", False),
         decoder_cross_all_layers=dec.get("cross_attn_all_layers", True),
         vocab_size=cfg.get("vocab_size", 260),
-        max_seq_len=enc.get("max_position_embeddings", 4096))
+        max_seq_len=cfg.get("max_position_embeddings",
+                            enc.get("max_position_embeddings", 4096)))
 
 
 def entropy_config_from_hf(cfg: dict) -> EntropyModelConfig:
@@ -156,10 +157,35 @@ def load_hf_entropy_model(path: str | Path) -> EntropyModel:
     cfg, state = _read_folder(Path(path))
     ecfg = entropy_config_from_hf(cfg if "patcher_config" in cfg
                                   else {"patcher_config": cfg})
+    full = any(k.removeprefix("model.").startswith("patcher.") for k in state)
     ours = {}
     for key, value in state.items():
-        key = key.removeprefix("model.").removeprefix("patcher.")
-        ours[key] = value
+        key = key.removeprefix("model.")
+        if full and not key.startswith("patcher."):
+            continue  # the BLT's own weights
+        ours[key.removeprefix("patcher.")] = value
     model = EntropyModel(ecfg)
     load_weights(model, ours, source=f"patcher weights in {path}")
     return model.eval()
+
+
+def load_hf_patched_blt(path: str | Path):
+    """A transformers-format BLT folder -> a generator-ready ``PatchedBLT``.
+
+    The BLT, its entropy model (the ``patcher`` weights in the same
+    folder) and the patching settings of its config
+    (``patching_threshold``, ``max_patch_length``).
+    """
+    from bltlib.inference.bundle import PatchedBLT
+    from bltlib.patching import PatcherConfig
+
+    cfg = json.loads((Path(path) / "config.json").read_text())
+    mode = cfg.get("patching_mode", "entropy")
+    if mode != "entropy":
+        raise CheckpointError(f"{path}: patching_mode {mode!r} is not "
+                              "supported for generation; use entropy")
+    patcher = PatcherConfig(
+        threshold=cfg.get("patching_threshold", 1.335442066192627),
+        max_patch_length=cfg.get("max_patch_length"))
+    return PatchedBLT(load_hf_blt(path), load_hf_entropy_model(path), patcher,
+                      name=Path(path).name)

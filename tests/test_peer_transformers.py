@@ -115,3 +115,44 @@ def test_patcher_entropies_match(window):
         got = entropy_of_logits(ours(ids))
     assert (ours(ids) - ref_logits).abs().max().item() <= 1e-4
     assert (got - ref_entropy).abs().max().item() <= 1e-4
+
+
+def test_peer_generation_loop_matches_cached_generation():
+    """transformers' no-cache loop and our cached AR give the same bytes."""
+    from bltlib.entropy import EntropyModelConfig
+    from bltlib.inference.bundle import PatchedBLT
+    from bltlib.inference.peer import run
+    from bltlib.model.layers import TransformerConfig
+    from bltlib.patching import PatcherConfig
+
+    ours = BLT(config_from_hf(hf_config(*SHAPES[1], 1).to_dict()), seed=2)
+    ent = EntropyModel(EntropyModelConfig(
+        TransformerConfig(dim=32, n_layers=1, n_heads=2)), seed=4)
+    probe = torch.randint(4, 260, (1, 200),
+                          generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        theta = float(entropy_of_logits(ent(probe)).median())
+    bundle = PatchedBLT(ours, ent, PatcherConfig(threshold=theta,
+                                                 max_patch_length=6))
+    result = run(bundle, b"def main():\n", (24,))
+    assert result["rows"][0]["identical"]
+
+
+def test_transformers_folder_loads_as_a_generator(tmp_path):
+    """A saved BltForCausalLM folder runs in bltlib.generate directly."""
+    from bltlib.inference.bundle import load_patched_blt
+    from bltlib.inference.generate import generate
+
+    torch.manual_seed(11)
+    cfg = hf_config(*SHAPES[0], 0)
+    cfg.patch_in_forward = True  # keep the patcher weights in the folder
+    cfg.patching_threshold = 5.5
+    cfg.max_patch_length = 4
+    hf = BltForCausalLM(cfg).eval()
+    hf.save_pretrained(tmp_path)
+    bundle = load_patched_blt(tmp_path)
+    assert bundle.patcher.threshold == 5.5
+    assert bundle.patcher.max_patch_length == 4
+    fast = generate(bundle, "hello", max_new_bytes=16)
+    slow = generate(bundle, "hello", "reference", max_new_bytes=16)
+    assert fast.bytes == slow.bytes

@@ -69,10 +69,24 @@ class PatchedBLT:
 
 def load_patched_blt(path: str | Path,
                      entropy_path: str | Path | None = None) -> PatchedBLT:
-    """A BLT checkpoint folder (with ``entropy/`` inside) -> :class:`PatchedBLT`."""
+    """A BLT checkpoint folder -> :class:`PatchedBLT`.
+
+    Either ours (written by ``python -m bltlib train``, with ``entropy/``
+    inside) or a ``transformers``-format folder (``model_type: blt``, as
+    Meta's published BLT weights), converted on the fly.
+    """
+    import json
+
     from bltlib.pipeline import load_model
 
     path = Path(path)
+    try:
+        doc = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        doc = {}
+    if doc.get("model_type") == "blt":
+        from bltlib.convert import load_hf_patched_blt
+        return load_hf_patched_blt(path)
     model, doc = load_model(path)
     if not isinstance(model, BLT):
         raise CheckpointError(f"{path} holds a {doc.get('kind')!r} model, "
