@@ -117,6 +117,20 @@ def sample_blt_batch(corpus: PatchedCorpus, batch_size: int, seq_len: int,
                      crop_lengths(corpus.starts[o:o + seq_len])) for o in offs])
 
 
+def diffusion_noise(lengths: torch.Tensor, block_size: int,
+                    generator: torch.Generator
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """BLT-D corruption draws for a batch: t (B,) and cell noise (B, R).
+
+    A cell of block row r is masked when ``noise[r] < t`` (see
+    ``bltlib.model.blt_d``); R = (P - 1) * block_size.
+    """
+    n, n_patches = lengths.shape
+    t = torch.rand(n, generator=generator)
+    u = torch.rand(n, (n_patches - 1) * block_size, generator=generator)
+    return t, u
+
+
 @torch.no_grad()
 def evaluate_blt_bpb(model: torch.nn.Module, corpus: PatchedCorpus,
                      seq_len: int, batch_size: int = 16) -> float:

@@ -17,15 +17,17 @@ from typing import Any
 import torch
 
 from bltlib import data
-from bltlib.blt_data import evaluate_blt_bpb, patch_corpus, sample_blt_batch
+from bltlib.blt_data import (diffusion_noise, evaluate_blt_bpb, patch_corpus,
+                             sample_blt_batch)
 from bltlib.checkpoint import (config_from_dict, load_weights,
                                read_checkpoint, save_checkpoint)
 from bltlib.entropy import EntropyModel, entropies
 from bltlib.inference.bundle import ENTROPY_DIR
 from bltlib.model.blt import BLT, BLTConfig
+from bltlib.model.blt_d import BLTD, BLTDConfig
 from bltlib.model.byte_lm import ByteLM, ByteLMConfig
 from bltlib.patching import PatcherConfig, calibrate_threshold
-from bltlib.recipes import Recipe, get_recipe, recipe_text
+from bltlib.recipes import PATCHED_KINDS, Recipe, get_recipe, recipe_text
 from bltlib.resume import load_run, save_run
 from bltlib.training import (evaluate_bpb, sample_batch, to_ids, train_loop,
                              TrainHistory)
@@ -52,6 +54,8 @@ def local_checkpoint_dir(name: str, fast: bool = False) -> Path:
 def build_model(recipe: Recipe, seed: int = 0) -> torch.nn.Module:
     if recipe.kind == "blt":
         return BLT(recipe.model, seed=seed)
+    if recipe.kind == "blt-d":
+        return BLTD(recipe.model, seed=seed)
     cls = EntropyModel if recipe.kind == "entropy" else ByteLM
     return cls(recipe.model, seed=seed)
 
@@ -62,6 +66,8 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
     kind = doc.get("kind")
     if kind == "blt":
         model = BLT(config_from_dict(BLTConfig, doc["config"]))
+    elif kind == "blt-d":
+        model = BLTD(config_from_dict(BLTDConfig, doc["config"]))
     elif kind in ("entropy", "byte"):
         cls = EntropyModel if kind == "entropy" else ByteLM
         model = cls(config_from_dict(ByteLMConfig, doc["config"]))
@@ -139,7 +145,7 @@ def train_recipe(recipe: Recipe, *, progress: bool = True,
     val_text = val_text[:cfg.eval_bytes]
     patcher = None
     extra: dict[str, Any] = {}
-    if recipe.kind == "blt":
+    if recipe.kind in PATCHED_KINDS:
         ent = entropy_model_for(recipe.entropy_recipe, recipe.fast, progress)
         patcher = calibrated_patcher(recipe, ent, train_text)
         cache = data.data_dir() / "cache" / "patches"
@@ -151,7 +157,10 @@ def train_recipe(recipe: Recipe, *, progress: bool = True,
                  "mean_patch_size_val": round(val_c.mean_patch_size, 3)}
 
         def next_batch(gen: torch.Generator):
-            return sample_blt_batch(train_c, cfg.batch_size, cfg.seq_len, gen)
+            batch = sample_blt_batch(train_c, cfg.batch_size, cfg.seq_len, gen)
+            if recipe.kind == "blt-d":  # the corruption, from the same generator
+                batch = (*batch, *diffusion_noise(batch[1], model.block_size, gen))
+            return batch
 
         def evaluate(m: torch.nn.Module) -> float:
             return evaluate_blt_bpb(m, val_c, cfg.seq_len)
@@ -174,7 +183,8 @@ def train_recipe(recipe: Recipe, *, progress: bool = True,
             save_run(model, live, out, kind=recipe.kind, config=recipe.model,
                      meta={**_meta(recipe, model, live.history, device), **extra})
             ent_dir = Path(out) / ENTROPY_DIR  # a BLT checkpoint generates alone
-            if recipe.kind == "blt" and not (ent_dir / "model.safetensors").exists():
+            if (recipe.kind in PATCHED_KINDS
+                    and not (ent_dir / "model.safetensors").exists()):
                 save_checkpoint(ent, ent_dir, kind="entropy", config=ent.cfg,
                                 meta={"recipe": recipe.entropy_recipe})
 

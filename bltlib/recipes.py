@@ -11,7 +11,9 @@ Recipes:
 * ``blt-code``: a BLT on the standard-library code, patched by
   ``entropy-small`` at mean patch size 4 (max 8);
 * ``byte-code``: the plain byte-level transformer with about the same
-  number of non-embedding parameters as ``blt-code``.
+  number of non-embedding parameters as ``blt-code``;
+* ``blt-d4-code``, ``blt-d8-code``, ``blt-d16-code``: ``blt-code`` with a
+  decoder also trained by block diffusion (BLT-D, block size 4 / 8 / 16).
 """
 from __future__ import annotations
 
@@ -20,12 +22,14 @@ from dataclasses import dataclass
 
 from bltlib import data
 from bltlib.model.blt import BLTConfig
+from bltlib.model.blt_d import BLTDConfig
 from bltlib.model.byte_lm import ByteLMConfig
 from bltlib.model.hashing import HashConfig
 from bltlib.model.layers import TransformerConfig
 from bltlib.training import TrainConfig
 
-KINDS = ("entropy", "byte", "blt")
+KINDS = ("entropy", "byte", "blt", "blt-d")
+PATCHED_KINDS = ("blt", "blt-d")  # trained on entropy-patched data
 
 
 @dataclass(frozen=True)
@@ -38,7 +42,7 @@ class Recipe:
 
     name: str
     kind: str
-    model: ByteLMConfig | BLTConfig
+    model: ByteLMConfig | BLTConfig | BLTDConfig
     train: TrainConfig
     corpora: tuple[tuple[str, int], ...]
     val_bytes: int = 65536
@@ -50,7 +54,7 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"recipe kind must be one of {KINDS}")
-        if self.kind == "blt" and not self.entropy_recipe:
+        if self.kind in PATCHED_KINDS and not self.entropy_recipe:
             raise ValueError("a BLT recipe needs an entropy_recipe")
 
 
@@ -85,6 +89,11 @@ RECIPES: dict[str, Recipe] = {
     "blt-code": Recipe(
         name="blt-code", kind="blt", model=BLT_SMALL, train=CODE_TRAIN,
         corpora=(("code", 4_000_000),), entropy_recipe="entropy-small"),
+    **{f"blt-d{b}-code": Recipe(
+        name=f"blt-d{b}-code", kind="blt-d",
+        model=BLTDConfig(blt=BLT_SMALL, block_size=b), train=CODE_TRAIN,
+        corpora=(("code", 4_000_000),), entropy_recipe="entropy-small")
+       for b in (4, 8, 16)},
     "byte-code": Recipe(
         name="byte-code", kind="byte",
         model=ByteLMConfig(TransformerConfig(dim=384, n_layers=4, n_heads=6,

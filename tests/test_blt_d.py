@@ -153,3 +153,94 @@ def test_bad_block_sizes():
             BLTDConfig(block_size=bad)
     with pytest.raises(ValueError, match="t_min"):
         BLTDConfig(t_min=0.0)
+
+
+def _bundle(block_size=4, window=None, threshold=None):
+    from bltlib.entropy import EntropyModel, EntropyModelConfig, entropies
+    from bltlib.inference.bundle import PatchedBLT
+    from bltlib.patching import PatcherConfig
+    ent = EntropyModel(EntropyModelConfig(
+        TransformerConfig(dim=32, n_layers=1, n_heads=2, sliding_window=8),
+        max_seq_len=11), seed=5)
+    probe = bytes(range(40, 140))
+    theta = threshold or float(entropies(ent, probe).median())
+    return PatchedBLT(tiny(block_size, window, seed=2), ent,
+                      PatcherConfig(threshold=theta, max_patch_length=5))
+
+
+@pytest.mark.parametrize("bsz,window", [(4, None), (8, 9)])
+def test_block_step_equals_the_training_forward(bsz, window):
+    """Cached block decoding computes what the training forward computes."""
+    from bltlib.inference.diffusion import BlockSession
+    from bltlib.patching import starts_to_lengths
+    bundle = _bundle(bsz, window)
+    model = bundle.model.eval()
+    gen = torch.Generator().manual_seed(bsz)
+    s = BlockSession(bundle)
+    s.prefill(b"def f(x):\n  return", force_boundary=True)
+    for _ in range(3):
+        cells = [MASK_ID] * bsz
+        cells[1] = 4 + 97  # one cell already committed
+        got = s.block_logits(cells)
+        n = s.n_bytes
+        tail = torch.randint(4, 260, (bsz,), generator=gen).tolist()
+        ids = torch.tensor([s.tokens + tail])
+        starts = torch.tensor(s.starts[:n] + [True] + [False] * (bsz - 1))
+        lengths = torch.cat([torch.tensor([1]), starts_to_lengths(starts)])[None]
+        layout = block_layout(lengths, ids.shape[1], bsz)
+        block_in = torch.full(layout["pos"].shape, MASK_ID)
+        block_in[0, -bsz:] = torch.tensor(cells)
+        with torch.no_grad():
+            _, ref = model.diffusion_logits(ids, lengths, block_in, layout)
+        assert torch.allclose(got, ref[0, -bsz:], atol=1e-4)
+        s.append_block(bytes(torch.randint(97, 123, (bsz,), generator=gen).tolist()))
+    assert s.calls["global"] == 4 and s.calls["decoder"] == 4  # prefill + 3
+
+
+def test_commit_rules():
+    from bltlib.inference.diffusion import (commit_confidence,
+                                            commit_entropy_bounded)
+    masked = torch.tensor([True, True, False, True])
+    conf = torch.tensor([0.9, 0.2, 0.99, 0.8])
+    assert commit_confidence(conf, masked, 0.7).tolist() == [True, False, False, True]
+    assert commit_confidence(conf, masked, 0.95).tolist() == [True, False, False, False]
+    assert commit_confidence(conf, masked, 0.0).tolist() == [True, True, False, True]
+    ent = torch.tensor([0.5, 0.1, 0.0, 2.0])
+    assert commit_entropy_bounded(ent, masked, 0.0).tolist() == [False, True, False, False]
+    assert commit_entropy_bounded(ent, masked, 0.5).tolist() == [True, True, False, False]
+    assert commit_entropy_bounded(ent, masked, 1e9).tolist() == [True, True, False, True]
+    assert commit_entropy_bounded(ent, masked, 0.65, plain_sum=True).tolist() == [
+        True, True, False, False]
+    assert commit_entropy_bounded(ent, masked, 0.05, plain_sum=True).tolist() == [
+        False, True, False, False]
+
+
+def test_diffusion_generation_counts_and_errors():
+    from bltlib.inference.generate import generate
+    bundle = _bundle(4)
+    for bsz in (4, 8, 16):
+        r = generate(bundle, "x = 1\n", "diffusion", block_size=bsz,
+                     max_new_bytes=37, alpha=0.0)
+        assert len(r.bytes) == 37 or r.stats.stop_reason == "eos"
+        blocks = -(-len(r.bytes) // bsz)
+        assert r.stats.global_calls == blocks  # prefill + one per later block
+        assert r.stats.decoder_calls == 1 + blocks  # alpha 0: one step each
+    one = generate(bundle, "x = 1\n", "diffusion", block_size=8,
+                   max_new_bytes=16, entropy_bound=0.0)
+    assert one.stats.extra["steps_per_block"] == 8  # gamma 0: a byte a step
+    huge = generate(bundle, "x = 1\n", "diffusion", block_size=8,
+                    max_new_bytes=16, entropy_bound=1e9)
+    assert huge.stats.extra["steps_per_block"] == 1
+    for kw, words in [(dict(block_size=1), "block_size"),
+                      (dict(block_size=100), "block_size"),
+                      (dict(entropy_bound=-1.0), "entropy_bound"),
+                      (dict(entropy_bound=float("nan")), "entropy_bound"),
+                      (dict(alpha=float("nan")), "alpha"),
+                      (dict(alpha=1.5), "alpha"),
+                      (dict(alpha=0.5, entropy_bound=1.0), "not both")]:
+        with pytest.raises(ValueError, match=words):
+            generate(bundle, "x", "diffusion", max_new_bytes=4, **kw)
+    from bltlib.inference.bundle import PatchedBLT
+    plain = PatchedBLT(BLT(bundle.model.cfg), bundle.entropy_model, bundle.patcher)
+    with pytest.raises(TypeError, match="BLT-D"):
+        generate(plain, "x", "diffusion", max_new_bytes=4)

@@ -80,6 +80,29 @@ class EntropyStream:
         return nxt
 
     @torch.no_grad()
+    def extend(self, raw: bytes) -> list[float]:
+        """Append several bytes in as few calls as the chunks allow (one,
+        unless a chunk boundary falls inside); the entropies that follow
+        each new byte."""
+        out: list[float] = []
+        i = 0
+        while i < len(raw):
+            n = len(self.raw)
+            if n % self.chunk == 0:  # the next byte opens a chunk
+                self.cache.rollback(1)
+                self.cache_start = n
+            take = min(len(raw) - i, self.chunk - n % self.chunk)
+            part = list(raw[i:i + take])
+            self.raw.extend(part)
+            ent = self._read(part).tolist()
+            if (n + take) % self.chunk == 0:  # the last one opens a chunk
+                ent[-1] = self.first
+            self.values.extend(ent)
+            out.extend(ent)
+            i += take
+        return out
+
+    @torch.no_grad()
     def rollback(self, n_bytes: int) -> None:
         """Forget every byte from index ``n_bytes`` on."""
         if not 1 <= n_bytes <= len(self.raw):

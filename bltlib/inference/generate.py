@@ -174,4 +174,5 @@ def generate(model: PatchedBLT, prompt: str | bytes, method: str = "ar", *,
 
 
 # Decoders defined in other modules register themselves on import.
+from bltlib.inference import diffusion as _diffusion  # noqa: E402,F401
 from bltlib.inference import reference as _reference  # noqa: E402,F401

@@ -55,6 +55,7 @@ class BLTSession:
         self.latent_kv: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
         self.row_logits: list[torch.Tensor] = []  # (V,) per decoder row
         self.calls = {"encoder": 0, "global": 0, "decoder": 0}
+        self.forced: set[int] = set()  # byte indices forced to open a patch
 
     # -- bookkeeping -----------------------------------------------------
     @property
@@ -75,6 +76,8 @@ class BLTSession:
         return self.row_logits[-1]
 
     def _next_start(self, index: int) -> bool:
+        if index in self.forced:
+            return True
         e = self.stream.values if self.stream is not None else None
         return next_start(self.bundle.patcher, index, self.patch_tok[-1] - 1,
                           e[index] if e else None,
@@ -82,12 +85,19 @@ class BLTSession:
 
     # -- the three operations ------------------------------------------------
     @torch.no_grad()
-    def prefill(self, raw: bytes) -> torch.Tensor:
-        """Read BOS + ``raw`` in one pass of each component; next logits (V,)."""
+    def prefill(self, raw: bytes, force_boundary: bool = False) -> torch.Tensor:
+        """Read BOS + ``raw`` in one pass of each component; next logits (V,).
+
+        ``force_boundary`` makes the next byte open a patch whatever its
+        entropy, so the prompt's last patch is complete and its latent
+        ready (the block decoders start every block on a boundary).
+        """
         if self.tokens:
             raise RuntimeError("a session is prefilled once")
         if not raw:
             raise ValueError("the prompt is empty")
+        if force_boundary:
+            self.forced.add(len(raw))
         m, dev = self.model, self.device
         if self.stream is not None:
             self.stream.prefill(raw)
@@ -164,6 +174,7 @@ class BLTSession:
         if not 1 <= n_bytes <= self.n_bytes:
             raise ValueError(f"cannot roll {self.n_bytes} bytes back to {n_bytes}")
         keep = n_bytes + 1  # tokens
+        self.forced = {i for i in self.forced if i <= n_bytes}
         del self.tokens[keep:], self.starts[keep:], self.enc_h[keep:]
         del self.row_logits[keep:]
         if self.stream is not None:
