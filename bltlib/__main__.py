@@ -61,6 +61,20 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _method_options(args: argparse.Namespace) -> dict:
+    """Options of the chosen decoder, only those the user gave."""
+    if args.method != "diffusion":
+        given = [f for f in ("block_size", "alpha", "entropy_bound")
+                 if getattr(args, f) is not None]
+        if given or args.eb_plain_sum:
+            raise ValueError(f"--{(given or ['eb_plain_sum'])[0].replace('_', '-')}"
+                             f" applies to --method diffusion only")
+        return {}
+    opts = {k: getattr(args, k) for k in ("block_size", "alpha", "entropy_bound")
+            if getattr(args, k) is not None}
+    return {**opts, "eb_plain_sum": args.eb_plain_sum}
+
+
 def _generate(args: argparse.Namespace) -> int:
     from bltlib.checkpoint import CheckpointError
     from bltlib.env import get_device
@@ -79,7 +93,7 @@ def _generate(args: argparse.Namespace) -> int:
         result = gen_mod.generate(
             bundle, prompt, args.method, max_new_bytes=args.max_new_bytes,
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-            generator=args.seed, stop=args.stop)
+            generator=args.seed, stop=args.stop, **_method_options(args))
     except (CheckpointError, OSError, ValueError, TypeError,
             RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -131,7 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--seed", type=int, help="sampling seed (0 is a seed)")
     g.add_argument("--stop", action="append",
                    help="stop after this text (repeatable)")
-    g.add_argument("--device", help="cpu or cuda (default: BLT_DEVICE or cpu)")
+    g.add_argument("--block-size", type=int,
+                   help="diffusion: bytes per block (default: the model's)")
+    g.add_argument("--alpha", type=float,
+                   help="diffusion: confidence threshold (0 = one step)")
+    g.add_argument("--entropy-bound", type=float,
+                   help="diffusion: EB sampling bound gamma (nats)")
+    g.add_argument("--eb-plain-sum", action="store_true",
+                   help="diffusion: EB with sum(H) <= gamma")
+    g.add_argument("--device", help="cpu or cuda (default: BLT_DEVICE, "
+                   "else CUDA when present)")
     g.add_argument("--json", action="store_true",
                    help="print text, hex and every stat as JSON")
     bg = sub.add_parser("bench-generate",
