@@ -59,7 +59,13 @@ def param_counts_of(counts: dict[str, int]) -> ParamCounts:
 
 @dataclass
 class GenerationStats:
-    """Counters of one ``generate`` call. Calls are forward passes."""
+    """Counters of one ``generate`` call. Calls are forward passes.
+
+    The prompt's prefill counts one call of each component, so for AR
+    ``global_calls`` is 1 + the patches closed while generating, and
+    ``decoder_calls`` equals ``new_bytes`` (one more when generation ends
+    on EOS: the last byte was read before EOS was chosen).
+    """
 
     method: str
     prompt_bytes: int
