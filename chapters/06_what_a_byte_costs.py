@@ -160,11 +160,12 @@ plt.show()
 #
 # ## Counting calls
 #
-# We load the BLT trained by the `blt-code` recipe (chapter 05) with its
-# entropy model and patcher. `patched_blt_for` reads it from
-# `data/checkpoints/local/`, or trains it once if it is missing (in fast
-# mode a 40-step run, about a minute; the text it writes is then poor,
-# but the costs are the same). The parameter counts leave out the
+# We load the BLT of the `blt-code` recipe (chapter 05's recipe, trained
+# for its full 20-minute budget, as `python -m bltlib train --recipe
+# blt-code` does) with its entropy model and patcher. `patched_blt_for`
+# reads it from `data/checkpoints/local/`, or trains it once if it is
+# missing (about 20 minutes in full mode; in fast mode a 40-step run of
+# about a minute, whose text is poor, but the costs are the same). The parameter counts leave out the
 # embedding tables, as Eq. 8 does: a lookup touches a few rows, not the
 # whole table.
 
