@@ -244,3 +244,18 @@ def test_diffusion_generation_counts_and_errors():
     plain = PatchedBLT(BLT(bundle.model.cfg), bundle.entropy_model, bundle.patcher)
     with pytest.raises(TypeError, match="BLT-D"):
         generate(plain, "x", "diffusion", max_new_bytes=4)
+
+
+def test_compare_decoders_table():
+    from bltlib.inference.compare import Setting, compare, format_rows
+    bundle = _bundle(4)
+    rows = compare(bundle, [b"def f(x):", b"class A:"], [b" return x", b"\n  pass"],
+                   [Setting("AR"), Setting("D-4", "diffusion",
+                                           dict(block_size=4, alpha=0.0))],
+                   max_new_bytes=12, progress=False)
+    assert rows[0]["agree_with_baseline"] == 1.0
+    assert rows[0]["eq8_gb_vs_baseline"] == 1.0
+    d = rows[1]
+    assert d["global_calls"] <= 4 and d["decoder_calls"] <= 4  # 3 blocks + prefill
+    assert 0 <= d["chrf"] <= 100
+    assert "D-4" in format_rows(rows)
