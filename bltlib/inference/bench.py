@@ -152,22 +152,32 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(model: str | None, new_bytes: list[int], prompt_bytes: int,
-         json_path: str | None, reference: bool = True) -> int:
+def load_inputs(model: str | None, prompt_bytes: int
+                ) -> tuple[PatchedBLT, bytes, Path]:
+    """The benchmarked checkpoint (default: the local ``blt-code``) on the
+    default device, and a prompt from held-out standard-library code."""
     from bltlib import data
+    from bltlib.env import get_device
     from bltlib.inference.bundle import load_patched_blt
     from bltlib.pipeline import local_checkpoint_dir
 
     path = Path(model) if model else local_checkpoint_dir("blt-code")
-    bundle = load_patched_blt(path)
-    from bltlib.env import get_device
-    bundle.to(get_device())
-    text = data.load_text("code", "test")
-    prompt = text[:prompt_bytes]
-    result = run(bundle, prompt, tuple(new_bytes), reference)
-    result["model"] = str(path)
-    print(format_table(result))
+    bundle = load_patched_blt(path).to(get_device())
+    return bundle, data.load_text("code", "test")[:prompt_bytes], path
+
+
+def report(result: dict[str, Any], table: str, json_path: str | None) -> int:
+    """Print a benchmark's table; write its JSON when asked."""
+    print(table)
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=2))
     return 0
+
+
+def main(model: str | None, new_bytes: list[int], prompt_bytes: int,
+         json_path: str | None, reference: bool = True) -> int:
+    bundle, prompt, path = load_inputs(model, prompt_bytes)
+    result = run(bundle, prompt, tuple(new_bytes), reference)
+    result["model"] = str(path)
+    return report(result, format_table(result), json_path)

@@ -29,7 +29,7 @@ import torch
 
 from bltlib.bytes import MASK_ID, OFFSET
 from bltlib.inference.generate import Output, register
-from bltlib.inference.sampling import SamplingConfig, _banned, distribution
+from bltlib.inference.sampling import SamplingConfig, distribution, mask_specials
 from bltlib.inference.session import BLTSession
 from bltlib.inference.stats import GenerationStats
 from bltlib.model.blt_d import BLTD, check_block_size
@@ -183,7 +183,7 @@ def _diffusion(bundle, prompt: bytes, sampling: SamplingConfig,
         while masked.any():
             logits = session.block_logits(cells).float().cpu()  # (B, V)
             steps += 1
-            probs = torch.softmax(_banned(logits), -1)
+            probs = torch.softmax(mask_specials(logits), -1)
             if entropy_bound is not None:
                 ent = -(probs * torch.log(probs.clamp_min(1e-30))).sum(-1)
                 pick = commit_entropy_bounded(ent, masked, entropy_bound, eb_plain_sum)

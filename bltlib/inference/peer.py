@@ -12,9 +12,7 @@ the outputs are byte-identical before it reports a ratio.
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -96,18 +94,9 @@ def format_table(result: dict[str, Any]) -> str:
 
 def main(model: str | None, new_bytes: list[int], prompt_bytes: int,
          json_path: str | None) -> int:
-    from bltlib import data
-    from bltlib.env import get_device
-    from bltlib.inference.bundle import load_patched_blt
-    from bltlib.pipeline import local_checkpoint_dir
+    from bltlib.inference.bench import load_inputs, report
 
-    path = Path(model) if model else local_checkpoint_dir("blt-code")
-    bundle = load_patched_blt(path).to(get_device())
-    prompt = data.load_text("code", "test")[:prompt_bytes]
+    bundle, prompt, path = load_inputs(model, prompt_bytes)
     result = run(bundle, prompt, tuple(new_bytes))
     result["model"] = str(path)
-    print(format_table(result))
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(result, indent=2))
-    return 0
+    return report(result, format_table(result), json_path)

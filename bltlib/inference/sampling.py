@@ -41,7 +41,7 @@ class SamplingConfig:
         return self.temperature == 0
 
 
-def _banned(logits: torch.Tensor) -> torch.Tensor:
+def mask_specials(logits: torch.Tensor) -> torch.Tensor:
     """Logits with PAD, BOS and MASK set to -inf; (..., V)."""
     out = logits.float().clone()
     out[..., [PAD_ID, BOS_ID, MASK_ID]] = -math.inf
@@ -55,7 +55,7 @@ def distribution(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
     cut to the ``top_k`` most likely and to the smallest set whose mass
     reaches ``top_p`` (the most likely id always stays), renormalised.
     """
-    z = _banned(logits)
+    z = mask_specials(logits)
     if cfg.greedy:
         return torch.nn.functional.one_hot(
             z.argmax(-1), z.shape[-1]).to(z.dtype)
@@ -78,7 +78,7 @@ def choose(logits: torch.Tensor, cfg: SamplingConfig,
            generator: torch.Generator | None) -> int:
     """One id from logits (V,): the argmax, or a draw with ``generator``."""
     if cfg.greedy:
-        return int(_banned(logits).argmax())
+        return int(mask_specials(logits).argmax())
     if generator is None:
         raise ValueError("sampling needs a torch.Generator; pass "
                          "generator=torch.Generator().manual_seed(SEED)")
