@@ -25,13 +25,8 @@ from typing import Any
 import torch
 
 from bltlib.inference.bundle import PatchedBLT
-from bltlib.inference.generate import generate
+from bltlib.inference.generate import generate, sync_device
 from bltlib.inference.session import BLTSession
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 @torch.no_grad()
@@ -77,11 +72,11 @@ def component_latencies(bundle: PatchedBLT, prompt: bytes,
         fn()  # warm up
         rounds = []
         for _ in range(3):  # the fastest of 3 rounds: robust to a busy machine
-            _sync(dev)
+            sync_device(dev)
             start = time.perf_counter()
             for _ in range(max(repeats // 3, 1)):
                 fn()
-            _sync(dev)
+            sync_device(dev)
             rounds.append((time.perf_counter() - start) / max(repeats // 3, 1))
         out[name] = min(rounds)
     return out

@@ -102,11 +102,7 @@ class BlockSession(BLTSession):
         lat = m.global_transformer(torch.stack(vectors, 1),
                                    cache=self.glob_cache)  # (1, p, G)
         self.calls["global"] += 1
-        kv = m.local_decoder.cross_kv(lat)
-        k = self.k
-        for p in range(lat.shape[1]):
-            self.latent_kv.append([(a[:, :, p * k:(p + 1) * k],
-                                    b[:, :, p * k:(p + 1) * k]) for a, b in kv])
+        self._keep_latents(m.local_decoder.cross_kv(lat), lat.shape[1])
         self.pending.extend(range(t0, len(self.tokens)))
 
     @torch.no_grad()

@@ -90,7 +90,8 @@ def register(name: str) -> Callable[[Method], Method]:
     return wrap
 
 
-def _sync(device: torch.device) -> None:
+def sync_device(device: torch.device) -> None:
+    """Wait for queued CUDA work, so a clock read after it is honest."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -102,7 +103,7 @@ def _ar(bundle: PatchedBLT, prompt: bytes, sampling: SamplingConfig,
     session = BLTSession(bundle)
     t0 = time.perf_counter()
     logits = session.prefill(prompt)
-    _sync(bundle.device)
+    sync_device(bundle.device)
     stats.prefill_seconds = time.perf_counter() - t0
     while not out.add_id(choose(logits, sampling, generator)):
         logits = session.push(out.data[-1])
@@ -164,10 +165,10 @@ def generate(model: PatchedBLT, prompt: str | bytes, method: str = "ar", *,
     out = Output(len(raw), max_new_bytes, model.max_seq_len, _stops(stop))
     stats = GenerationStats(method=method, prompt_bytes=len(raw),
                             params=param_counts_of(model.param_counts()))
-    _sync(model.device)
+    sync_device(model.device)
     t0 = time.perf_counter()
     METHODS[method](model, raw, sampling, gen, out, stats, **options)
-    _sync(model.device)
+    sync_device(model.device)
     stats.wall_seconds = time.perf_counter() - t0
     stats.new_bytes, stats.stop_reason = len(out.data), out.reason
     return GenerationResult(bytes(out.data), stats)

@@ -20,7 +20,7 @@ import torch
 from bltlib.bytes import BOS_ID, OFFSET
 from bltlib.convert import config_to_hf, state_to_hf
 from bltlib.inference.bundle import PatchedBLT
-from bltlib.inference.generate import generate
+from bltlib.inference.generate import generate, sync_device
 from bltlib.inference.reference import patch_lengths_with_next
 from bltlib.inference.sampling import SamplingConfig, choose
 
@@ -51,8 +51,7 @@ def transformers_generate(hf: torch.nn.Module, bundle: PatchedBLT,
         if token < OFFSET:
             break
         raw.append(token - OFFSET)
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+    sync_device(dev)
     return bytes(raw[len(prompt):]), time.perf_counter() - start
 
 

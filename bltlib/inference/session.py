@@ -83,6 +83,14 @@ class BLTSession:
                           e[index] if e else None,
                           e[index - 1] if e and index else None)
 
+    def _keep_latents(self, kv: list[tuple[torch.Tensor, torch.Tensor]],
+                      n_new: int) -> None:
+        """Store the decoder keys/values of ``n_new`` new latents, per patch."""
+        k = self.k
+        for p in range(n_new):
+            self.latent_kv.append([(a[:, :, p * k:(p + 1) * k],
+                                    b[:, :, p * k:(p + 1) * k]) for a, b in kv])
+
     # -- the three operations ------------------------------------------------
     @torch.no_grad()
     def prefill(self, raw: bytes, force_boundary: bool = False) -> torch.Tensor:
@@ -125,9 +133,7 @@ class BLTSession:
                                        cache=self.glob_cache)  # (1, P, G)
         self.calls["global"] += 1
         kv = m.local_decoder.cross_kv(latents)  # per layer (1, H, P*K, Dh)
-        k = self.k
-        self.latent_kv = [[(a[:, :, p * k:(p + 1) * k], b[:, :, p * k:(p + 1) * k])
-                           for a, b in kv] for p in range(n_done)]
+        self._keep_latents(kv, n_done)
         counts = torch.cumsum(torch.tensor(self.starts, device=dev), 0)
         dec_ids = counts - 1  # (T,) row t reads patch count(starts[0..t]) - 1
         dec_cross = dec_ids[None, :, None] == slots[None, None, :]  # (1, T, P*K)
@@ -160,7 +166,7 @@ class BLTSession:
             pe = m.local_encoder.pool_one(seg)  # (1, K*D)
             lat = m.global_transformer(pe[:, None], cache=self.glob_cache)
             self.calls["global"] += 1
-            self.latent_kv.append(m.local_decoder.cross_kv(lat))
+            self._keep_latents(m.local_decoder.cross_kv(lat), 1)
             self.patch_tok.append(t + 1)
         kv = self.latent_kv[len(self.patch_tok) - 2]  # the latent row t reads
         out = m.local_decoder(h, None, None, None, cache=self.dec_cache,
