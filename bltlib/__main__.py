@@ -11,6 +11,8 @@
   [--max-new-bytes N] [--temperature T] [--top-k K] [--top-p P]
   [--seed S] [--stop S] [--json]`` continues a prompt (or
   ``--prompt-file F``, read as raw bytes) with a trained BLT checkpoint.
+* ``python -m bltlib bench-decoders`` runs every decoder (AR, BLT-S,
+  BLT-D, BLT-DV) on held-out prompts: calls, Eq. 8, speed, quality;
 * ``python -m bltlib bench-generate`` times cached generation against the
   no-cache loop; ``python -m bltlib bench-train`` times BLT training
   against the byte LM.
@@ -61,17 +63,24 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+BLOCK_METHODS = ("diffusion", "diffusion-verify")
+
+
 def _method_options(args: argparse.Namespace) -> dict:
     """Options of the chosen decoder, only those the user gave."""
-    if args.method != "diffusion":
-        given = [f for f in ("block_size", "alpha", "entropy_bound")
-                 if getattr(args, f) is not None]
+    opts: dict = {}
+    if args.draft_len is not None:
+        if args.method != "speculative":
+            raise ValueError("--draft-len applies to --method speculative only")
+        opts["draft_len"] = args.draft_len
+    given = [f for f in ("block_size", "alpha", "entropy_bound")
+             if getattr(args, f) is not None]
+    if args.method not in BLOCK_METHODS:
         if given or args.eb_plain_sum:
             raise ValueError(f"--{(given or ['eb_plain_sum'])[0].replace('_', '-')}"
-                             f" applies to --method diffusion only")
-        return {}
-    opts = {k: getattr(args, k) for k in ("block_size", "alpha", "entropy_bound")
-            if getattr(args, k) is not None}
+                             f" applies to --method {' / '.join(BLOCK_METHODS)} only")
+        return opts
+    opts.update({k: getattr(args, k) for k in given})
     return {**opts, "eb_plain_sum": args.eb_plain_sum}
 
 
@@ -145,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--seed", type=int, help="sampling seed (0 is a seed)")
     g.add_argument("--stop", action="append",
                    help="stop after this text (repeatable)")
+    g.add_argument("--draft-len", type=int,
+                   help="speculative (BLT-S): bytes drafted per verification, k")
     g.add_argument("--block-size", type=int,
                    help="diffusion: bytes per block (default: the model's)")
     g.add_argument("--alpha", type=float,
@@ -166,6 +177,16 @@ def main(argv: list[str] | None = None) -> int:
     bg.add_argument("--no-reference", action="store_true",
                     help="time the cached generator only")
     bg.add_argument("--json", help="write the results to this file")
+    bd = sub.add_parser("bench-decoders",
+                        help="AR, BLT-S, BLT-D and BLT-DV on held-out prompts")
+    bd.add_argument("--model", help="checkpoint folder (default: "
+                    "data/checkpoints/local/blt-d-code)")
+    bd.add_argument("--prompts", type=int, default=10)
+    bd.add_argument("--new-bytes", type=int, default=128)
+    bd.add_argument("--prompt-bytes", type=int, default=96)
+    bd.add_argument("--quick", action="store_true",
+                    help="one setting per decoder (k = 8, B = 8)")
+    bd.add_argument("--json", help="write the results to this file")
     bp = sub.add_parser("bench-peer",
                         help="cached AR vs transformers' BLT loop")
     bp.add_argument("--model", help="BLT checkpoint folder (default: "
@@ -187,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         from bltlib.inference.bench import main as bench_gen_main
         return bench_gen_main(args.model, args.new_bytes, args.prompt_bytes,
                               args.json, not args.no_reference)
+    if args.command == "bench-decoders":
+        from bltlib.inference.bench_decoders import main as bench_dec_main
+        return bench_dec_main(args.model, args.prompts, args.new_bytes,
+                              args.prompt_bytes, args.json, args.quick)
     if args.command == "bench-peer":
         from bltlib.inference.peer import main as peer_main
         return peer_main(args.model, args.new_bytes, args.prompt_bytes,

@@ -117,18 +117,29 @@ def sample_blt_batch(corpus: PatchedCorpus, batch_size: int, seq_len: int,
                      crop_lengths(corpus.starts[o:o + seq_len])) for o in offs])
 
 
-def diffusion_noise(lengths: torch.Tensor, block_size: int,
-                    generator: torch.Generator
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """BLT-D corruption draws for a batch: t (B,) and cell noise (B, R).
+def diffusion_noise(lengths: torch.Tensor, block_sizes: tuple[int, ...],
+                    generator: torch.Generator, seq_len: int | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+    """BLT-D corruption draws for a batch: t (N,), cell noise (N, R), B, blocks.
 
-    A cell of block row r is masked when ``noise[r] < t`` (see
-    ``bltlib.model.blt_d``); R = (P - 1) * block_size.
+    The block size B is drawn uniformly from ``block_sizes`` (one per
+    batch: mixed-B training). Each row carries ``seq_len // B`` blocks at
+    random patches (``blocks`` (N, M), see ``sample_blocks``), so the
+    decoder sees about ``seq_len`` block rows whatever B and the patch
+    count. A cell of block row r is masked when ``noise[r] < t`` (see
+    ``bltlib.model.blt_d``); R = M * B.
     """
+    from bltlib.model.blt_d import sample_blocks
+
     n, n_patches = lengths.shape
+    seq_len = seq_len or int(lengths.sum(1).max())
+    pick = int(torch.randint(len(block_sizes), (1,), generator=generator)) \
+        if len(block_sizes) > 1 else 0
+    block_size = block_sizes[pick]
+    blocks = sample_blocks(lengths, max(1, seq_len // block_size), generator)
     t = torch.rand(n, generator=generator)
-    u = torch.rand(n, (n_patches - 1) * block_size, generator=generator)
-    return t, u
+    u = torch.rand(n, blocks.shape[1] * block_size, generator=generator)
+    return t, u, block_size, blocks
 
 
 @torch.no_grad()

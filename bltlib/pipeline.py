@@ -159,7 +159,8 @@ def train_recipe(recipe: Recipe, *, progress: bool = True,
         def next_batch(gen: torch.Generator):
             batch = sample_blt_batch(train_c, cfg.batch_size, cfg.seq_len, gen)
             if recipe.kind == "blt-d":  # the corruption, from the same generator
-                batch = (*batch, *diffusion_noise(batch[1], model.block_size, gen))
+                batch = (*batch, *diffusion_noise(batch[1], model.train_block_sizes,
+                                                    gen, cfg.seq_len))
             return batch
 
         def evaluate(m: torch.nn.Module) -> float:
@@ -177,6 +178,18 @@ def train_recipe(recipe: Recipe, *, progress: bool = True,
     state = None
     if resume and out is not None and (Path(out) / "trainer.pt").exists():
         state = load_run(model, cfg, out)
+    elif recipe.init_from:
+        base = local_checkpoint_dir(recipe.init_from, recipe.fast)
+        if not (base / "model.safetensors").exists():
+            if progress:
+                print(f"training {recipe.init_from!r} first (saved to {base})")
+            train_recipe(get_recipe(recipe.init_from, recipe.fast),
+                         progress=progress, out=base, device=device)
+        start, base_doc = load_model(base)
+        model.init_from_blt(start.state_dict())
+        extra["init_from"] = {"recipe": recipe.init_from,
+                              "train_seconds": base_doc["meta"]["train_seconds"],
+                              "steps": base_doc["meta"]["steps"]}
 
     def save(live) -> None:
         if out is not None and is_main():

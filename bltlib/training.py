@@ -199,7 +199,8 @@ def train_loop(model: torch.nn.Module,
         lr = lr_at(step, cfg, _agreed(hist.seconds, world))
         for group in opt.param_groups:
             group["lr"] = lr
-        batch = tuple(t.to(device) for t in next_batch(gen))
+        batch = tuple(t.to(device) if isinstance(t, torch.Tensor) else t
+                      for t in next_batch(gen))
         loss = runner(*batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()

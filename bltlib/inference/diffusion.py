@@ -24,6 +24,7 @@ alpha=..., entropy_bound=...)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -33,7 +34,6 @@ from bltlib.inference.sampling import SamplingConfig, distribution, mask_special
 from bltlib.inference.session import BLTSession
 from bltlib.inference.stats import GenerationStats
 from bltlib.model.blt_d import BLTD, check_block_size
-from bltlib.model.layers import causal_mask
 
 
 def commit_confidence(confidence: torch.Tensor, masked: torch.Tensor,
@@ -80,72 +80,66 @@ class BlockSession(BLTSession):
     @torch.no_grad()
     def append_block(self, raw: bytes) -> None:
         """Add committed bytes; the next byte opens a patch (forced)."""
-        m, dev = self.model, self.device
-        n, t0 = self.n_bytes, len(self.tokens)
-        self.forced.add(n + len(raw))
-        self.tokens.extend(b + OFFSET for b in raw)
-        if self.stream is not None:
-            self.stream.extend(raw)
-        ctx = m.local_encoder.context_bytes
-        window = torch.tensor([self.tokens[max(0, t0 - ctx + 1):]], device=dev)
-        h = m.local_encoder.step(window, len(raw), self.enc_cache)  # (1, B, D)
-        self.calls["encoder"] += 1
-        self.enc_h.extend(h[0])
-        vectors = []
-        for i in range(n + 1, n + len(raw) + 1):  # pending starts of new bytes
-            self.starts.append(self._next_start(i))
-            if self.starts[-1]:  # byte i - 1 closes a patch
-                first = self.patch_tok[-1]
-                seg = torch.stack(self.enc_h[first:i + 1])[None]
-                vectors.append(m.local_encoder.pool_one(seg))  # (1, K*D)
-                self.patch_tok.append(i + 1)
-        lat = m.global_transformer(torch.stack(vectors, 1),
-                                   cache=self.glob_cache)  # (1, p, G)
-        self.calls["global"] += 1
-        self._keep_latents(m.local_decoder.cross_kv(lat), lat.shape[1])
+        self.forced.add(self.n_bytes + len(raw))
+        t0 = self._ingest(raw)
         self.pending.extend(range(t0, len(self.tokens)))
 
     @torch.no_grad()
     def block_logits(self, block_in: list[int]) -> torch.Tensor:
         """One decoder step over the pending clean rows and a block: (B, V)."""
-        m, dev = self.model, self.device
-        start = self.dec_cache.length  # clean rows already cached
-        t = len(self.tokens)  # the block's first token
-        rows = self.pending
-        n_clean, n_block = len(rows), len(block_in)
-        x = torch.cat([torch.stack([self.enc_h[r] for r in rows])[None]
-                       if rows else self.enc_h[0].new_zeros(1, 0, m.cfg.decoder.dim),
-                       m.block_embedding(torch.tensor([block_in], device=dev))], 1)
-        pos = torch.tensor([rows + list(range(t, t + n_block))], device=dev)
-        total = start + n_clean + n_block
-        mask = torch.zeros(n_clean + n_block, total, dtype=torch.bool, device=dev)
-        window = m.cfg.decoder.sliding_window
-        mask[:n_clean, :start + n_clean] = causal_mask(
-            n_clean, start + n_clean, window=window, device=dev)
-        key_pos = torch.arange(start + n_clean, device=dev)
-        q_pos = torch.arange(t, t + n_block, device=dev)[:, None]
-        mask[n_clean:, :start + n_clean] = (
-            True if window is None else (q_pos - key_pos[None]) < window)
-        mask[n_clean:, start + n_clean:] = True
-        counts = torch.cumsum(torch.tensor(self.starts, device=dev), 0)
-        latent_ids = [int(counts[r] - 1) for r in rows] + [len(self.patch_tok) - 2] * n_block
-        used = sorted(set(latent_ids))
-        kv = [(torch.cat([self.latent_kv[p][i][0] for p in used], 2),
-               torch.cat([self.latent_kv[p][i][1] for p in used], 2))
-              for i in range(len(m.local_decoder.cross_attn_layers))]
-        slot = torch.tensor([used.index(p) for p in latent_ids], device=dev)
-        cross = (slot[:, None] == torch.arange(len(used), device=dev)
-                 .repeat_interleave(self.k)[None])[None]  # (1, rows, U*K)
-        out = m.lm_head(m.local_decoder(x, None, mask[None], cross, positions=pos,
-                                        cache=self.dec_cache, cross_kv=kv))[0]
-        self.calls["decoder"] += 1
-        self.dec_cache.rollback(start + n_clean)  # keep the clean rows only
-        self.row_logits.extend(out[:n_clean])
+        out = self._decode(self.pending, block_rows(self, block_in))
         self.pending = []
-        return out[n_clean:]
+        return out
 
 
-def _check(block_size: int, alpha: float | None, gamma: float | None) -> None:
+def block_rows(session: BLTSession, block_in: list[int]) -> torch.Tensor:
+    """Decoder inputs (1, B, D) of a block right after the session's bytes."""
+    m, dev = session.model, session.device
+    t = len(session.tokens)  # the block's first token; t - 1 is visible
+    ids = torch.tensor([block_in], device=dev)  # (1, B)
+    cell = torch.arange(ids.shape[1], device=dev)[None]  # (1, B)
+    return m.block_input(ids, session.enc_h[t - 1][None, None],
+                         torch.ones_like(ids), cell)
+
+
+def denoise_block(step: Callable[[list[int]], torch.Tensor], cells: list[int],
+                  sampling: SamplingConfig, generator: torch.Generator | None,
+                  alpha: float | None, entropy_bound: float | None,
+                  eb_plain_sum: bool = False
+                  ) -> tuple[list[int], int, dict[int, torch.Tensor]]:
+    """Fill the MASK cells of a block, a subset per decoder step.
+
+    ``step(cells)`` returns the block's logits (B, V). Commits by EB when
+    ``entropy_bound`` is given, else by confidence ``alpha``. Returns the
+    filled cells, the number of steps and, per filled cell, the
+    distribution it was drawn from (BLT-DV's draft q).
+    """
+    cells = list(cells)
+    masked = torch.tensor([c == MASK_ID for c in cells])
+    marginals: dict[int, torch.Tensor] = {}
+    steps = 0
+    while masked.any():
+        logits = step(cells).float().cpu()  # (B, V)
+        steps += 1
+        probs = torch.softmax(mask_specials(logits), -1)
+        if entropy_bound is not None:
+            ent = -(probs * torch.log(probs.clamp_min(1e-30))).sum(-1)
+            pick = commit_entropy_bounded(ent, masked, entropy_bound, eb_plain_sum)
+        else:
+            pick = commit_confidence(probs.max(-1).values, masked, alpha)
+        for i in torch.nonzero(pick).flatten().tolist():
+            if sampling.greedy:
+                cells[i] = int(probs[i].argmax())
+                marginals[i] = probs[i]
+            else:
+                p = distribution(logits[i], sampling)
+                cells[i] = int(torch.multinomial(p, 1, generator=generator))
+                marginals[i] = p
+        masked &= ~pick
+    return cells, steps, marginals
+
+
+def check_options(block_size: int, alpha: float | None, gamma: float | None) -> None:
     check_block_size(block_size)
     if alpha is not None and gamma is not None:
         raise ValueError("give alpha (confidence) or entropy_bound (EB), not both")
@@ -166,32 +160,16 @@ def _diffusion(bundle, prompt: bytes, sampling: SamplingConfig,
                eb_plain_sum: bool = False) -> None:
     block_size = block_size if block_size is not None else getattr(
         bundle.model, "block_size", 8)
-    _check(block_size, alpha, entropy_bound)
+    check_options(block_size, alpha, entropy_bound)
     if alpha is None and entropy_bound is None:
         alpha = 0.7  # the paper's main setting
     session = BlockSession(bundle)
     session.prefill(prompt, force_boundary=True)
     steps_per_block = []
     while True:
-        cells = [MASK_ID] * block_size
-        masked = torch.ones(block_size, dtype=torch.bool)
-        steps = 0
-        while masked.any():
-            logits = session.block_logits(cells).float().cpu()  # (B, V)
-            steps += 1
-            probs = torch.softmax(mask_specials(logits), -1)
-            if entropy_bound is not None:
-                ent = -(probs * torch.log(probs.clamp_min(1e-30))).sum(-1)
-                pick = commit_entropy_bounded(ent, masked, entropy_bound, eb_plain_sum)
-            else:
-                pick = commit_confidence(probs.max(-1).values, masked, alpha)
-            for i in torch.nonzero(pick).flatten().tolist():
-                if sampling.greedy:
-                    cells[i] = int(probs[i].argmax())
-                else:
-                    p = distribution(logits[i], sampling)
-                    cells[i] = int(torch.multinomial(p, 1, generator=generator))
-            masked &= ~pick
+        cells, steps, _ = denoise_block(
+            session.block_logits, [MASK_ID] * block_size, sampling, generator,
+            alpha, entropy_bound, eb_plain_sum)
         steps_per_block.append(steps)
         done = False
         for i, token in enumerate(cells):

@@ -4,7 +4,10 @@
 
 * ``"ar"``: the KV-cached autoregressive BLT (:mod:`bltlib.inference.session`);
 * ``"reference"``: the no-cache loop of the official code, which re-patches
-  and re-runs the whole model for every byte (:mod:`bltlib.inference.reference`).
+  and re-runs the whole model for every byte (:mod:`bltlib.inference.reference`);
+* ``"diffusion"``: BLT-D block diffusion (:mod:`bltlib.inference.diffusion`);
+* ``"speculative"`` (BLT-S) and ``"diffusion-verify"`` (BLT-DV): a draft
+  verified by one full pass (:mod:`bltlib.inference.speculative`).
 
 Later decoders register themselves in :data:`METHODS` with
 :func:`register`. Every method returns a :class:`GenerationResult`: the
@@ -177,3 +180,4 @@ def generate(model: PatchedBLT, prompt: str | bytes, method: str = "ar", *,
 # Decoders defined in other modules register themselves on import.
 from bltlib.inference import diffusion as _diffusion  # noqa: E402,F401
 from bltlib.inference import reference as _reference  # noqa: E402,F401
+from bltlib.inference import speculative as _speculative  # noqa: E402,F401

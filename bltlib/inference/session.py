@@ -30,6 +30,7 @@ from bltlib.bytes import BOS_ID, OFFSET
 from bltlib.inference.bundle import PatchedBLT
 from bltlib.inference.entropy_stream import EntropyStream
 from bltlib.model.cache import StackCache
+from bltlib.model.layers import causal_mask
 from bltlib.patching import next_start
 
 
@@ -174,6 +175,124 @@ class BLTSession:
         self.calls["decoder"] += 1
         self.row_logits.append(m.lm_head(out)[0, 0])
         return self.logits
+
+    # -- many bytes at once: blocks, verification, drafts ------------------
+    def _ingest(self, raw: bytes) -> int:
+        """Add bytes without decoder rows; returns their first token.
+
+        One entropy-model call, one encoder call and, when the bytes
+        complete patches, one global call over all of them.
+        """
+        m, dev = self.model, self.device
+        n, t0 = self.n_bytes, len(self.tokens)
+        self.tokens.extend(b + OFFSET for b in raw)
+        if self.stream is not None:
+            self.stream.extend(raw)
+        ctx = m.local_encoder.context_bytes
+        window = torch.tensor([self.tokens[max(0, t0 - ctx + 1):]], device=dev)
+        h = m.local_encoder.step(window, len(raw), self.enc_cache)  # (1, n, D)
+        self.calls["encoder"] += 1
+        self.enc_h.extend(h[0])
+        vectors = []
+        for i in range(n + 1, n + len(raw) + 1):  # pending starts of new bytes
+            self.starts.append(self._next_start(i))
+            if self.starts[-1]:  # byte i - 1 closes a patch
+                first = self.patch_tok[-1]
+                seg = torch.stack(self.enc_h[first:i + 1])[None]
+                vectors.append(m.local_encoder.pool_one(seg))  # (1, K*D)
+                self.patch_tok.append(i + 1)
+        if vectors:
+            lat = m.global_transformer(torch.stack(vectors, 1),
+                                       cache=self.glob_cache)  # (1, p, G)
+            self.calls["global"] += 1
+            self._keep_latents(m.local_decoder.cross_kv(lat), lat.shape[1])
+        return t0
+
+    def _decode(self, rows: list[int], block: torch.Tensor | None = None
+                ) -> torch.Tensor | None:
+        """One decoder call over clean ``rows`` and, optionally, a block.
+
+        ``rows`` are the next undecoded tokens, in order; their logits join
+        ``row_logits`` and their keys/values stay cached. ``block`` (1, B, D)
+        holds decoder inputs of B rows right after the last token that see
+        every clean row and each other and read the newest complete
+        latent (BLT-D); they are not cached. Returns the block's logits
+        (B, V), or None.
+        """
+        m, dev = self.model, self.device
+        start = self.dec_cache.length  # clean rows already cached
+        t = len(self.tokens)  # a block's first token
+        n_clean = len(rows)
+        n_block = 0 if block is None else block.shape[1]
+        parts = [torch.stack([self.enc_h[r] for r in rows])[None]] if rows else []
+        x = torch.cat(parts + ([block] if block is not None else []), 1)
+        pos = torch.tensor([rows + list(range(t, t + n_block))], device=dev)
+        total = start + n_clean + n_block
+        mask = torch.zeros(n_clean + n_block, total, dtype=torch.bool, device=dev)
+        window = m.cfg.decoder.sliding_window
+        mask[:n_clean, :start + n_clean] = causal_mask(
+            n_clean, start + n_clean, window=window, device=dev)
+        if n_block:
+            key_pos = torch.arange(start + n_clean, device=dev)
+            q_pos = torch.arange(t, t + n_block, device=dev)[:, None]
+            mask[n_clean:, :start + n_clean] = (
+                True if window is None else (q_pos - key_pos[None]) < window)
+            mask[n_clean:, start + n_clean:] = True
+        counts = torch.cumsum(torch.tensor(self.starts, device=dev), 0)
+        latent_ids = ([int(counts[r] - 1) for r in rows]
+                      + [len(self.patch_tok) - 2] * n_block)
+        used = sorted(set(latent_ids))
+        kv = [(torch.cat([self.latent_kv[p][i][0] for p in used], 2),
+               torch.cat([self.latent_kv[p][i][1] for p in used], 2))
+              for i in range(len(m.local_decoder.cross_attn_layers))]
+        slot = torch.tensor([used.index(p) for p in latent_ids], device=dev)
+        cross = (slot[:, None] == torch.arange(len(used), device=dev)
+                 .repeat_interleave(self.k)[None])[None]  # (1, rows, U*K)
+        out = m.lm_head(m.local_decoder(x, None, mask[None], cross, positions=pos,
+                                        cache=self.dec_cache, cross_kv=kv))[0]
+        self.calls["decoder"] += 1
+        self.dec_cache.rollback(start + n_clean)  # keep the clean rows only
+        self.row_logits.extend(out[:n_clean])
+        return out[n_clean:] if n_block else None
+
+    @torch.no_grad()
+    def extend(self, raw: bytes) -> torch.Tensor:
+        """Append several bytes in one call of each component.
+
+        The same caches and logits as pushing them one by one (natural
+        patching); returns the logits (len(raw), V) of their rows: row j
+        predicts the byte after ``raw[j]``. This is BLT-S / BLT-DV's
+        verification pass.
+        """
+        if not self.tokens:
+            raise RuntimeError("prefill the session first")
+        if not raw:
+            raise ValueError("extend needs at least one byte")
+        t0 = self._ingest(raw)
+        self._decode(list(range(t0, len(self.tokens))))
+        return torch.stack(self.row_logits[t0:])
+
+    @torch.no_grad()
+    def draft_push(self, byte: int) -> torch.Tensor:
+        """BLT-S drafting: append a byte under the newest complete latent.
+
+        Runs the encoder and the decoder only (no entropy model, no global
+        call): the row reads ``latent_kv[-1]`` even past a patch boundary.
+        Returns its logits (V,). The patch bookkeeping is not updated, so
+        a draft must be undone with :meth:`rollback` before anything else.
+        """
+        m, dev = self.model, self.device
+        self.tokens.append(byte + OFFSET)
+        t = len(self.tokens) - 1
+        ctx = m.local_encoder.context_bytes
+        window = torch.tensor([self.tokens[max(0, t - ctx + 1):]], device=dev)
+        h = m.local_encoder.step(window, 1, self.enc_cache)  # (1, 1, D)
+        self.calls["encoder"] += 1
+        self.enc_h.append(h[0, 0])
+        out = m.local_decoder(h, None, None, None, cache=self.dec_cache,
+                              cross_kv=self.latent_kv[-1])
+        self.calls["decoder"] += 1
+        return m.lm_head(out)[0, 0]
 
     def rollback(self, n_bytes: int) -> torch.Tensor:
         """Forget every byte from index ``n_bytes`` on; the next logits (V,)."""

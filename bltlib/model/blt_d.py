@@ -40,6 +40,7 @@ from bltlib.model.blt import BLT, BLTConfig, valid_lengths
 from bltlib.model.layers import causal_mask
 
 BLOCK_SIZES = (4, 8, 16)  # the paper's; any size in [2, 64] is accepted
+MAX_BLOCK = 64
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,19 @@ class BLTDConfig:
     block_size: int = 8
     t_min: float = 0.1  # caps the 1/t weight at 10
     mask_weight: float = 1.0  # lambda on L_mask (the paper's Eq. 7 uses 1)
+    # add the encoder state of the byte before the block (token s_p - 1,
+    # which the block may see) to every block row's input; see the module doc
+    block_context: bool = True
+    # add a learned embedding of each row's index inside its block: with
+    # every cell MASK the rows are otherwise identical but for RoPE
+    block_index: bool = True
+    # block sizes drawn per training batch (mixed B); () trains block_size only
+    train_block_sizes: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_block_size(self.block_size)
+        for b in self.train_block_sizes:
+            check_block_size(b)
         if not 0 < self.t_min <= 1:
             raise ValueError(f"t_min must be in (0, 1], got {self.t_min}")
         if not self.mask_weight >= 0:
@@ -61,33 +72,53 @@ class BLTDConfig:
 
 def check_block_size(block_size: int) -> None:
     if isinstance(block_size, bool) or not isinstance(block_size, int) \
-            or not 2 <= block_size <= 64:
+            or not 2 <= block_size <= MAX_BLOCK:
         raise ValueError(f"block_size must be an integer in [2, 64] (the "
                          f"paper uses {BLOCK_SIZES}), got {block_size!r}")
 
 
-def block_layout(lengths: torch.Tensor, seq_len: int, block_size: int
-                 ) -> dict[str, torch.Tensor]:
+def block_layout(lengths: torch.Tensor, seq_len: int, block_size: int,
+                 blocks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """Where every block cell comes from: positions, validity, latent.
 
     ``lengths`` (N, P) are BLT patch lengths (patch 0 is BOS). Block j
-    (0-based) belongs to patch j + 1, starts at that patch's first token
-    and reads latent j. Returns (N, R) tensors ``pos`` (source token),
-    ``valid`` (inside the sequence and a real patch), ``latent``,
-    ``block`` (block index) and ``start`` (the block's first token).
+    belongs to patch j + 1, starts at that patch's first token and reads
+    latent j. ``blocks`` (N, M) picks which blocks each row carries
+    (default: all P - 1). Returns (N, R = M * B) tensors ``pos`` (source
+    token), ``valid`` (inside the sequence and a real patch), ``latent``,
+    ``block`` (the row's block slot, 0..M-1) and ``start`` (the block's
+    first token).
     """
     n, n_patches = lengths.shape
     dev = lengths.device
     starts = torch.cumsum(lengths, -1)[:, :-1]  # (N, P-1) token of patch j+1
     real = lengths[:, 1:] > 0  # (N, P-1)
+    if blocks is None:
+        blocks = torch.arange(n_patches - 1, device=dev).expand(n, -1)
+    starts, real = starts.gather(1, blocks), real.gather(1, blocks)  # (N, M)
     k = torch.arange(block_size, device=dev)
     pos = (starts[:, :, None] + k).reshape(n, -1)  # (N, R)
     valid = (pos < valid_lengths(lengths, seq_len)[:, None]) & real.repeat_interleave(
         block_size, 1)
-    block = torch.arange(n_patches - 1, device=dev).repeat_interleave(block_size)
-    return {"pos": pos, "valid": valid, "block": block.expand(n, -1),
-            "latent": block.expand(n, -1),
+    slot = torch.arange(blocks.shape[1], device=dev).repeat_interleave(block_size)
+    return {"pos": pos, "valid": valid, "block": slot.expand(n, -1),
+            "latent": blocks.repeat_interleave(block_size, 1),
             "start": starts.repeat_interleave(block_size, 1)}
+
+
+def sample_blocks(lengths: torch.Tensor, n_blocks: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n_blocks`` random distinct blocks per row (N, M), ascending.
+
+    Real patches are preferred; a row with fewer real patches than
+    ``M = min(n_blocks, P - 1)`` is filled with padding blocks, which
+    :func:`block_layout` marks invalid.
+    """
+    n, n_patches = lengths.shape
+    m = min(n_blocks, n_patches - 1)
+    score = torch.rand(n, n_patches - 1, generator=generator).to(lengths.device)
+    score = score + (lengths[:, 1:] <= 0)  # padding sorts last
+    return score.argsort(1)[:, :m].sort(1).values
 
 
 def diffusion_masks(blt: BLT, lengths: torch.Tensor, seq_len: int,
@@ -133,21 +164,68 @@ class BLTD(BLT):
         with torch.no_grad():
             self.block_embedding.weight.copy_(
                 torch.randn(self.block_embedding.weight.shape, generator=gen) * 0.02)
+        self.index_embedding = None
+        if cfg.block_index:
+            self.index_embedding = nn.Embedding(MAX_BLOCK, cfg.blt.decoder.dim)
+            with torch.no_grad():
+                self.index_embedding.weight.copy_(
+                    torch.randn(self.index_embedding.weight.shape, generator=gen) * 0.1)
 
     @property
     def block_size(self) -> int:
         return self.dcfg.block_size
 
+    def block_input(self, block_in: torch.Tensor, h: torch.Tensor,
+                    start: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
+        """Decoder input of block rows (N, R, D).
+
+        ``block_in`` (N, R) block tokens, ``h`` (N, T, D) encoder states,
+        ``start`` (N, R) the first token of each row's block (>= 1),
+        ``cell`` (N, R) each row's index inside its block.
+        """
+        x = self.block_embedding(block_in)  # (N, R, D)
+        if self.index_embedding is not None:
+            x = x + self.index_embedding(cell)
+        if self.dcfg.block_context:
+            idx = (start - 1).clamp(min=0)[:, :, None].expand(-1, -1, h.shape[-1])
+            x = x + torch.gather(h, 1, idx)
+        return x
+
+    @property
+    def train_block_sizes(self) -> tuple[int, ...]:
+        return self.dcfg.train_block_sizes or (self.dcfg.block_size,)
+
+    def init_from_blt(self, state: dict[str, torch.Tensor]) -> None:
+        """Start from a trained BLT's weights (warm start).
+
+        Every BLT tensor is copied; ``block_embedding`` starts as the
+        encoder's byte embedding rescaled to unit RMS x 0.25, a trained
+        byte-aware table of a size comparable to the encoder states.
+        """
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        new = {"block_embedding.weight", "index_embedding.weight"}
+        if unexpected or not set(missing) <= new:
+            raise ValueError(f"not a matching BLT state: missing {missing}, "
+                             f"unexpected {unexpected}")
+        with torch.no_grad():
+            e = self.local_encoder.embed_tokens.weight  # (V, D)
+            self.block_embedding.weight.copy_(e / e.pow(2).mean().sqrt() * 0.25)
+
     def corrupt(self, ids: torch.Tensor, lengths: torch.Tensor,
-                t: torch.Tensor, u: torch.Tensor
+                t: torch.Tensor, u: torch.Tensor, block_size: int | None = None,
+                blocks: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Block inputs (N, R) with MASKs, the masked cells, and the layout.
 
         ``t`` (N,) is the mask rate of each example; ``u`` (N, R) uniform
-        noise: a valid cell is masked when ``u < t``.
+        noise: a valid cell is masked when ``u < t``. ``block_size``
+        defaults to the model's; ``blocks`` (N, M) picks the blocks
+        (default all, see :func:`block_layout`).
         """
         seq_len = ids.shape[1]
-        layout = block_layout(lengths, seq_len, self.block_size)
+        block_size = block_size or self.block_size
+        check_block_size(block_size)
+        layout = block_layout(lengths, seq_len, block_size, blocks)
         clean = torch.gather(ids, 1, layout["pos"].clamp(max=seq_len - 1))
         clean = clean.masked_fill(~layout["valid"], PAD_ID)  # (N, R) targets
         masked = layout["valid"] & (u < t[:, None])
@@ -163,7 +241,8 @@ class BLTD(BLT):
         h, patches = self.local_encoder(ids, base["enc_ids"], n_patches,
                                         base["byte_self"], base["enc_cross"])
         latents = self.global_transformer(patches)  # (N, P, G)
-        x = torch.cat([h, self.block_embedding(block_in)], 1)  # (N, T+R, D)
+        x = torch.cat([h, self.block_input(block_in, h, layout["start"],
+                                           layout["pos"] - layout["start"])], 1)  # (N, T+R, D)
         clean_pos = torch.arange(seq_len, device=ids.device).expand(ids.shape[0], -1)
         pos = torch.cat([clean_pos, layout["pos"]], 1)  # (N, T+R)
         out = self.lm_head(self.local_decoder(x, latents, m["self"], m["cross"],
@@ -172,12 +251,15 @@ class BLTD(BLT):
 
     def loss(self, ids: torch.Tensor, patch_lengths: torch.Tensor,
              t: torch.Tensor | None = None,
-             u: torch.Tensor | None = None) -> torch.Tensor:
+             u: torch.Tensor | None = None,
+             block_size: int | None = None,
+             blocks: torch.Tensor | None = None) -> torch.Tensor:
         """``L_clean + mask_weight * L_mask``; without ``t``, ``L_clean`` only."""
         if t is None:
             return super().loss(ids, patch_lengths)
         t = t.clamp(min=self.dcfg.t_min)
-        block_in, masked, layout = self.corrupt(ids, patch_lengths, t, u)
+        block_in, masked, layout = self.corrupt(ids, patch_lengths, t, u,
+                                                block_size, blocks)
         clean_logits, block_logits = self.diffusion_logits(
             ids, patch_lengths, block_in, layout)
         lc = clean_logits[:, :-1]
@@ -192,5 +274,7 @@ class BLTD(BLT):
     def param_counts(self) -> dict[str, int]:
         counts = super().param_counts()
         emb = self.block_embedding.weight.numel()
-        counts["embeddings"] += emb  # a lookup table, excluded from Eq. 8
+        if self.index_embedding is not None:
+            emb += self.index_embedding.weight.numel()
+        counts["embeddings"] += emb  # lookup tables, excluded from Eq. 8
         return counts
