@@ -259,3 +259,48 @@ def test_compare_decoders_table():
     assert d["global_calls"] <= 4 and d["decoder_calls"] <= 4  # 3 blocks + prefill
     assert 0 <= d["chrf"] <= 100
     assert "D-4" in format_rows(rows)
+
+
+def test_sampled_blocks_and_mixed_block_sizes():
+    from bltlib.blt_data import diffusion_noise
+    from bltlib.model.blt_d import sample_blocks
+    gen = torch.Generator().manual_seed(3)
+    lengths = torch.tensor([[1, 3, 2, 4, 0, 0], [1, 2, 2, 2, 2, 1]])
+    blocks = sample_blocks(lengths, 3, gen)
+    assert blocks.shape == (2, 3)
+    for row, real in zip(blocks.tolist(), (3, 5)):
+        assert row == sorted(set(row))
+        assert all(b < real for b in row)  # real patches first
+    assert sample_blocks(lengths, 99, gen).shape == (2, 5)  # at most P - 1
+    layout = block_layout(lengths, 11, 4, sample_blocks(lengths, 99, gen))
+    assert not layout["valid"][0, 12:].any()  # padding blocks are invalid
+    seen = set()
+    for _ in range(30):
+        t, u, bsz, blocks = diffusion_noise(lengths, (4, 8, 16), gen, seq_len=11)
+        seen.add(bsz)
+        assert blocks.shape[1] == min(max(1, 11 // bsz), 5)
+        assert u.shape == (2, blocks.shape[1] * bsz) and t.shape == (2,)
+    assert seen == {4, 8, 16}
+    # all blocks chosen explicitly == the default (every block)
+    model = tiny(4)
+    ids, lens = batch(gen, n=2, t=20)
+    r = (lens.shape[1] - 1) * 4
+    t, u = torch.rand(2, generator=gen), torch.rand(2, r, generator=gen)
+    every = torch.arange(lens.shape[1] - 1).expand(2, -1)
+    assert torch.allclose(model.loss(ids, lens, t, u),
+                          model.loss(ids, lens, t, u, 4, every))
+    assert torch.isfinite(model.loss(ids, lens, t, u[:, :8], 4, every[:, :2]))
+
+
+def test_warm_start_from_a_blt():
+    model = tiny(8)
+    base = BLT(model.cfg, seed=7)
+    model.init_from_blt(base.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    ids, lens = batch(gen, n=2, t=20)
+    with torch.no_grad():  # the AR path is the BLT's, exactly
+        assert torch.equal(model(ids, lens), base(ids, lens))
+    rms = model.block_embedding.weight.pow(2).mean().sqrt().item()
+    assert abs(rms - 0.25) < 1e-4
+    with pytest.raises(ValueError, match="not a matching BLT"):
+        model.init_from_blt({"nope": torch.zeros(1)})

@@ -156,3 +156,6 @@ def test_transformers_folder_loads_as_a_generator(tmp_path):
     fast = generate(bundle, "hello", max_new_bytes=16)
     slow = generate(bundle, "hello", "reference", max_new_bytes=16)
     assert fast.bytes == slow.bytes
+    for k in (4, 8, 16):  # BLT-S on the converted model: byte-identical
+        spec = generate(bundle, "hello", "speculative", max_new_bytes=16, draft_len=k)
+        assert spec.bytes == fast.bytes

@@ -56,7 +56,8 @@ def transformers_generate(hf: torch.nn.Module, bundle: PatchedBLT,
 
 
 def run(bundle: PatchedBLT, prompt: bytes,
-        new_bytes: tuple[int, ...] = (128, 512)) -> dict[str, Any]:
+        new_bytes: tuple[int, ...] = (128, 512),
+        draft_len: int = 8) -> dict[str, Any]:
     import transformers
 
     hf = to_transformers(bundle)
@@ -64,15 +65,22 @@ def run(bundle: PatchedBLT, prompt: bytes,
         "torch": torch.__version__, "transformers": transformers.__version__,
         "device": str(bundle.device), "threads": torch.get_num_threads(),
         "params_total": bundle.param_counts()["total"],
-        "prompt_bytes": len(prompt), "rows": []}
+        "prompt_bytes": len(prompt), "draft_len": draft_len, "rows": []}
     for n in new_bytes:
         ar = generate(bundle, prompt, "ar", max_new_bytes=n)
+        spec = generate(bundle, prompt, "speculative", max_new_bytes=n,
+                        draft_len=draft_len)
         peer, peer_s = transformers_generate(hf, bundle, prompt, n)
-        row = {"new_bytes": len(ar.bytes), "identical": peer == ar.bytes,
+        row = {"new_bytes": len(ar.bytes),
+               "identical": peer == ar.bytes == spec.bytes,
                "transformers_bytes_per_s": round(len(peer) / peer_s, 1),
-               "ar_bytes_per_s": round(ar.stats.bytes_per_second, 1)}
+               "ar_bytes_per_s": round(ar.stats.bytes_per_second, 1),
+               "blt_s_bytes_per_s": round(spec.stats.bytes_per_second, 1),
+               "blt_s_acceptance": spec.stats.acceptance_rate}
         row["ar_speedup"] = round(row["ar_bytes_per_s"]
                                   / row["transformers_bytes_per_s"], 2)
+        row["blt_s_speedup"] = round(row["blt_s_bytes_per_s"]
+                                     / row["transformers_bytes_per_s"], 2)
         result["rows"].append(row)
     return result
 
@@ -83,10 +91,15 @@ def format_table(result: dict[str, Any]) -> str:
              f"{result['threads']} threads, transformers "
              f"{result['transformers']}", "",
              "| new bytes | transformers loop bytes/s | bltlib cached AR bytes/s "
-             "| ratio | identical |", "|---|---|---|---|---|"]
+             f"| ratio | BLT-S (k={result['draft_len']}) bytes/s | ratio "
+             "| acceptance | identical (all three) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
+        acc = r["blt_s_acceptance"]
         lines.append(f"| {r['new_bytes']} | {r['transformers_bytes_per_s']} | "
                      f"{r['ar_bytes_per_s']} | {r['ar_speedup']}x | "
+                     f"{r['blt_s_bytes_per_s']} | {r['blt_s_speedup']}x | "
+                     f"{'-' if acc is None else f'{acc:.1%}'} | "
                      f"{r['identical']} |")
     return "\n".join(lines)
 
