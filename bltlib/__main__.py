@@ -60,7 +60,30 @@ def _train(args: argparse.Namespace) -> int:
         dist.teardown()
     if dist.is_main():
         print(json.dumps({"checkpoint": str(out), **run.meta}, indent=2))
+        if args.ship:
+            return _ship_one(args.recipe, out)
     return 0
+
+
+def _ship_one(name: str, source: Path) -> int:
+    from bltlib import zoo
+    from bltlib.checkpoint import CheckpointError
+
+    try:
+        entry = zoo.ship(name, source)
+    except (CheckpointError, FileExistsError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"shipped {name} to {zoo.zoo_dir() / name} "
+          f"({entry['size_bytes'] / 1e6:.1f} MB)")
+    return 0
+
+
+def _ship(args: argparse.Namespace) -> int:
+    from bltlib.pipeline import local_checkpoint_dir
+
+    return _ship_one(args.recipe, Path(args.source) if args.source
+                     else local_checkpoint_dir(args.recipe))
 
 
 BLOCK_METHODS = ("diffusion", "diffusion-verify")
@@ -84,6 +107,16 @@ def _method_options(args: argparse.Namespace) -> dict:
     return {**opts, "eb_plain_sum": args.eb_plain_sum}
 
 
+def _load_bundle(model: str):
+    """A checkpoint folder, or the name of a shipped model."""
+    from bltlib import zoo
+    from bltlib.inference.bundle import load_patched_blt
+
+    if not Path(model).exists() and model in zoo.available():
+        return zoo.load(model)
+    return load_patched_blt(model)
+
+
 def _generate(args: argparse.Namespace) -> int:
     from bltlib.checkpoint import CheckpointError
     from bltlib.env import get_device
@@ -98,7 +131,7 @@ def _generate(args: argparse.Namespace) -> int:
         prompt = (args.prompt.encode("utf-8", "surrogateescape")
                   if args.prompt is not None
                   else Path(args.prompt_file).read_bytes())
-        bundle = load_patched_blt(args.model).to(get_device(args.device))
+        bundle = _load_bundle(args.model).to(get_device(args.device))
         result = gen_mod.generate(
             bundle, prompt, args.method, max_new_bytes=args.max_new_bytes,
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
@@ -141,8 +174,17 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--seed", type=int)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--ship", action="store_true",
+                   help="then copy it into the shipped zoo (data/checkpoints, "
+                   "float16, manifest with sha256); never replaces one")
+    sh = sub.add_parser("ship", help="copy a trained local checkpoint into "
+                        "the shipped zoo")
+    sh.add_argument("recipe")
+    sh.add_argument("--source", help="checkpoint folder (default: "
+                    "data/checkpoints/local/<recipe>)")
     g = sub.add_parser("generate", help="continue a prompt with a BLT")
-    g.add_argument("--model", required=True, help="BLT checkpoint folder")
+    g.add_argument("--model", required=True,
+                   help="BLT checkpoint folder or shipped model name")
     g.add_argument("--method", default="ar", help="decoder (default: ar)")
     g.add_argument("--prompt", help="prompt text")
     g.add_argument("--prompt-file", help="read the prompt bytes from a file")
@@ -218,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
                          args.json)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "ship":
+        return _ship(args)
     if args.command == "data":
         from bltlib.data.__main__ import main as data_main
         return data_main(args.rest or ["build"])

@@ -79,6 +79,10 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict]:
 
 def entropy_model_for(name: str, fast: bool, progress: bool = True) -> EntropyModel:
     """The local entropy model of recipe ``name``; trained once if missing."""
+    from bltlib import zoo
+
+    if not fast and name in zoo.available():  # the shipped one, if any
+        return zoo.load(name)
     path = local_checkpoint_dir(name, fast)
     if (path / "model.safetensors").exists():
         return load_model(path)[0]
@@ -179,8 +183,12 @@ def train_recipe(recipe: Recipe, *, progress: bool = True,
     if resume and out is not None and (Path(out) / "trainer.pt").exists():
         state = load_run(model, cfg, out)
     elif recipe.init_from:
+        from bltlib import zoo
+
         base = local_checkpoint_dir(recipe.init_from, recipe.fast)
-        if not (base / "model.safetensors").exists():
+        if not recipe.fast and recipe.init_from in zoo.available():
+            base = zoo.verify(recipe.init_from)  # start from the shipped one
+        elif not (base / "model.safetensors").exists():
             if progress:
                 print(f"training {recipe.init_from!r} first (saved to {base})")
             train_recipe(get_recipe(recipe.init_from, recipe.fast),

@@ -10,6 +10,8 @@ Recipes:
 * ``entropy-small``: the entropy model (code + prose), about 1-2 min;
 * ``blt-code``: a BLT on the standard-library code, patched by
   ``entropy-small`` at mean patch size 4 (max 8);
+* ``entropy-translate``, ``blt-translate``, ``blt-d-translate``: the
+  same three for the EN -> FR verse task (:mod:`bltlib.tasks`);
 * ``byte-code``: the plain byte-level transformer with about the same
   number of non-embedding parameters as ``blt-code``;
 * ``blt-d-code``: BLT-D, warm-started from ``blt-code`` and trained with
@@ -109,6 +111,26 @@ RECIPES: dict[str, Recipe] = {
        for name, b, sizes in (("blt-d-code", 8, (4, 8, 16)),
                               ("blt-d4-code", 4, ()), ("blt-d8-code", 8, ()),
                               ("blt-d16-code", 16, ()))},
+    # The translation task: EN -> FR verse records ("EN: ...\nFR: ...\n",
+    # see bltlib.tasks), its own entropy model, BLT and mixed-B BLT-D.
+    "entropy-translate": Recipe(
+        name="entropy-translate", kind="entropy",
+        model=ByteLMConfig(TransformerConfig(dim=128, n_layers=2, n_heads=4,
+                                             sliding_window=512),
+                           max_seq_len=257),
+        train=TrainConfig(steps=600, batch_size=16, seq_len=256, lr=2e-3,
+                          warmup_steps=30, eval_every=100, eval_bytes=32768),
+        corpora=(("translate", 8_000_000),)),
+    "blt-translate": Recipe(
+        name="blt-translate", kind="blt", model=BLT_SMALL, train=CODE_TRAIN,
+        corpora=(("translate", 8_000_000),),
+        entropy_recipe="entropy-translate"),
+    "blt-d-translate": Recipe(
+        name="blt-d-translate", kind="blt-d",
+        model=BLTDConfig(blt=BLT_SMALL, block_size=8,
+                         train_block_sizes=(4, 8, 16)),
+        train=BLTD_TRAIN, corpora=(("translate", 8_000_000),),
+        entropy_recipe="entropy-translate", init_from="blt-translate"),
     "byte-code": Recipe(
         name="byte-code", kind="byte",
         model=ByteLMConfig(TransformerConfig(dim=384, n_layers=4, n_heads=6,
@@ -147,14 +169,21 @@ def recipe_text(recipe: Recipe, split: str) -> bytes:
     """
     if split not in ("train", "val"):
         raise ValueError("split must be 'train' or 'val'")
-    per = [data.load_text(c, split, max_bytes=n if split == "train"
-                          else recipe.val_bytes // len(recipe.corpora))
+    per = [_corpus_text(c, split, n if split == "train"
+                        else recipe.val_bytes // len(recipe.corpora))
            for c, n in recipe.corpora]
     block = 65536
     out = []
     for i in range(0, max(map(len, per)), block):
         out.extend(text[i:i + block] for text in per)
     return b"".join(out)
+
+
+def _corpus_text(corpus: str, split: str, max_bytes: int) -> bytes:
+    if corpus == "translate":  # EN -> FR verse records (bltlib.tasks)
+        from bltlib.tasks import translation_text
+        return translation_text(split, max_bytes)
+    return data.load_text(corpus, split, max_bytes=max_bytes)
 
 
 # Chapter 02 names, kept stable.
