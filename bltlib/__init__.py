@@ -13,7 +13,8 @@ __version__ = "0.1.0"
 _LAZY = {"fast_mode": "bltlib.env", "get_device": "bltlib.env",
          "generate": "bltlib.inference.generate",
          "PatchedBLT": "bltlib.inference.bundle",
-         "load_patched_blt": "bltlib.inference.bundle"}
+         "load_patched_blt": "bltlib.inference.bundle",
+         "load": "bltlib.zoo"}
 
 __all__ = ["__version__", *_LAZY]
 

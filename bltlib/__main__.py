@@ -1,4 +1,4 @@
-"""The command line: ``python -m bltlib {data, train, generate, bench-train} ...``.
+"""The command line: ``python -m bltlib {data, train, ship, generate, bench, ...}``.
 
 * ``python -m bltlib data build`` builds the offline data (same as
   ``python -m bltlib.data build``).
@@ -6,11 +6,17 @@
   [--steps N] [--max-seconds S]`` trains a named recipe (see
   ``bltlib.recipes``) and saves a resumable safetensors checkpoint. The
   same command runs data-parallel under ``torchrun`` (``bltlib.dist``).
+  With ``--ship`` it then copies the result into the shipped zoo
+  (``data/checkpoints``, see ``bltlib.zoo``); ``python -m bltlib ship
+  NAME`` ships an existing local checkpoint.
 
 * ``python -m bltlib generate --model DIR --prompt TEXT [--method ar]
   [--max-new-bytes N] [--temperature T] [--top-k K] [--top-p P]
   [--seed S] [--stop S] [--json]`` continues a prompt (or
   ``--prompt-file F``, read as raw bytes) with a trained BLT checkpoint.
+* ``python -m bltlib bench --task translate|code [--json PATH]`` runs every
+  decoder on the task's held-out examples with the shipped models and
+  prints the paper-style table (quality, calls, Eq. 8, speed-up);
 * ``python -m bltlib bench-decoders`` runs every decoder (AR, BLT-S,
   BLT-D, BLT-DV) on held-out prompts: calls, Eq. 8, speed, quality;
 * ``python -m bltlib bench-generate`` times cached generation against the
@@ -219,6 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     bg.add_argument("--no-reference", action="store_true",
                     help="time the cached generator only")
     bg.add_argument("--json", help="write the results to this file")
+    bb = sub.add_parser("bench", help="every decoder on a task's held-out "
+                        "examples with the shipped models: the paper's table")
+    bb.add_argument("--task", choices=("translate", "code"), default="code")
+    bb.add_argument("--prompts", type=int, default=20,
+                    help="held-out examples (default 20)")
+    bb.add_argument("--quick", action="store_true",
+                    help="k = 8 and B = 8 only; 10 HumanEval problems")
+    bb.add_argument("--device", help="cpu or cuda")
+    bb.add_argument("--json", help="write the results to this file")
     bd = sub.add_parser("bench-decoders",
                         help="AR, BLT-S, BLT-D and BLT-DV on held-out prompts")
     bd.add_argument("--model", help="checkpoint folder (default: "
@@ -250,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         from bltlib.inference.bench import main as bench_gen_main
         return bench_gen_main(args.model, args.new_bytes, args.prompt_bytes,
                               args.json, not args.no_reference)
+    if args.command == "bench":
+        from bltlib.inference.bench_task import main as bench_task_main
+        return bench_task_main(args.task, args.prompts, args.json,
+                               args.quick, args.device)
     if args.command == "bench-decoders":
         from bltlib.inference.bench_decoders import main as bench_dec_main
         return bench_dec_main(args.model, args.prompts, args.new_bytes,

@@ -32,6 +32,15 @@ class Example:
     stop: bytes | None  # generation may stop at this byte string
 
 
+def spread(items: list, n: int | None) -> list:
+    """``n`` items evenly spaced over ``items`` (all of them if ``n`` is None)."""
+    if n is None or n >= len(items):
+        return list(items)
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    return [items[i * len(items) // n] for i in range(n)]
+
+
 def translation_record(en: str, fr: str | None = None) -> bytes:
     """``EN: en\\nFR: fr\\n``; without ``fr``, the prompt ``EN: en\\nFR: ``."""
     for s in (en, fr):
@@ -55,19 +64,28 @@ def translation_text(split: str, max_bytes: int | None = None) -> bytes:
     return text if max_bytes is None else text[:max_bytes]
 
 
+# Prompt + reference must fit the training window (512 bytes) with room.
+MAX_EXAMPLE_BYTES = 480
+
+
 def translation_examples(n: int | None = None, split: str = "test"
                          ) -> list[Example]:
-    """Prompts ``previous record + EN: en\\nFR: ``; reference the French."""
+    """Prompts ``previous record + EN: en\\nFR: ``; reference the French.
+
+    Verses in order, keeping those whose prompt and reference fit in
+    ``MAX_EXAMPLE_BYTES`` (482 of the 878 test verses that have a
+    previous one); ``n`` of them spread evenly over the book.
+    """
     pairs = data.load_pairs(split)
     out = []
     for i in range(1, len(pairs)):
         ref, en, fr = pairs[i]
-        prev = translation_record(*pairs[i - 1][1:])
-        out.append(Example(ref, prev + translation_record(en),
-                           fr.encode("utf-8"), b"\n"))
-        if n is not None and len(out) >= n:
-            break
-    return out
+        prompt = translation_record(*pairs[i - 1][1:]) + translation_record(en)
+        target = fr.encode("utf-8")
+        if len(prompt) + len(target) + 1 > MAX_EXAMPLE_BYTES:
+            continue
+        out.append(Example(ref, prompt, target, b"\n"))
+    return spread(out, n)
 
 
 def code_examples(n: int | None = None, source: str = "docstring_body"
@@ -75,11 +93,13 @@ def code_examples(n: int | None = None, source: str = "docstring_body"
     """Signature + docstring prompts; reference the true body.
 
     ``source`` is ``docstring_body`` (held-out stdlib functions) or
-    ``humaneval``. Generation stops at the next top-level line.
+    ``humaneval``; ``n`` of them spread evenly. Generation stops at the
+    next ``def``; the body scored is the indented lines
+    (:func:`bltlib.evaluate.code_body`).
     """
-    rows = data.load_jsonl(source)
+    rows = spread(data.load_jsonl(source), n)
     out = []
-    for r in rows[:n]:
+    for r in rows:
         if source == "humaneval":
             out.append(Example(r["task_id"], r["prompt"].encode("utf-8"),
                                r["canonical_solution"].encode("utf-8"),

@@ -148,6 +148,7 @@ def ship(name: str, source: str | Path, root: Path | None = None) -> dict:
     entry["sha256"] = {f: sha256(tmp / f) for f in (WEIGHTS, CONFIG)}
     entry["size_bytes"] = sum((tmp / f).stat().st_size
                               for f in (WEIGHTS, CONFIG))
+    tmp.chmod(0o755)  # mkdtemp makes it private
     os.replace(tmp, folder)
     full = manifest(root)
     full[name] = entry
