@@ -57,7 +57,6 @@ from bltlib.inference.stats import PAPER_3B, eq8_bytes, param_counts_of
 from bltlib.model.layers import apply_rope, rope_angles
 from bltlib.patching import (PatcherConfig, calibrate_threshold,
                              entropy_starts)
-from bltlib.pipeline import patched_blt_for
 
 print(env.format_report())
 FAST = bltlib.fast_mode()
@@ -160,17 +159,17 @@ plt.show()
 #
 # ## Counting calls
 #
-# We load the BLT of the `blt-code` recipe (chapter 05's recipe, trained
-# for its full 20-minute budget, as `python -m bltlib train --recipe
-# blt-code` does) with its entropy model and patcher. `patched_blt_for`
-# reads it from `data/checkpoints/local/`, or trains it once if it is
-# missing (about 20 minutes in full mode; in fast mode a 40-step run of
-# about a minute, whose text is poor, but the costs are the same). The parameter counts leave out the
+# We load the shipped BLT of the `blt-code` recipe (chapter 05's
+# recipe, trained for its full 20-minute budget by `python -m bltlib
+# train --recipe blt-code --ship`) with its entropy model and patcher:
+# `bltlib.load` reads it from `data/checkpoints/` and checks its sha256
+# against the manifest, in fast mode too, so the numbers below are the
+# real model's. The parameter counts leave out the
 # embedding tables, as Eq. 8 does: a lookup touches a few rows, not the
 # whole table.
 
 # %%
-bundle = patched_blt_for("blt-code", FAST)
+bundle = bltlib.load("blt-code")
 counts = bundle.param_counts()
 for name in ("embeddings", "encoder", "global", "decoder", "entropy"):
     print(f"{name:>10}: {counts[name] / 1e6:6.3f}M")

@@ -46,7 +46,6 @@
 
 # %%
 import dataclasses
-import json
 import time
 from unittest import mock
 
@@ -65,7 +64,7 @@ from bltlib.inference.generate import generate
 from bltlib.model import blt_d
 from bltlib.model.blt_d import (BLTD, block_layout, diffusion_masks,
                                 sample_blocks)
-from bltlib.pipeline import local_checkpoint_dir, patched_blt_for
+from bltlib import zoo
 from bltlib.recipes import get_recipe, recipe_text
 from bltlib.training import train_loop
 from bltlib.viz import byte_label
@@ -493,13 +492,10 @@ assert (leak_change[starts_j <= s] > 0).all()
 #   rather than all of them, so the decoder sees about as many block
 #   rows as clean rows whatever B is.
 #
-# We load the two trained checkpoints now: `blt-code`, and the recipe's
-# BLT-D, trained for its full budget (`python -m bltlib train --recipe
-# blt-d-code`). `patched_blt_for` reads them from
-# `data/checkpoints/local/`, or trains them once if they are missing
-# (in full mode each takes a quarter of an hour or more on two CPU
-# cores; in fast mode they are runs of 40 steps whose models are poor,
-# but every mechanism is the same).
+# We load the two shipped checkpoints now (in fast mode too): `blt-code`,
+# and the recipe's BLT-D, trained for its full budget by `python -m
+# bltlib train --recipe blt-d-code --ship`. `bltlib.load` reads them
+# from `data/checkpoints/` and checks them against the manifest.
 
 # %%
 recipe = get_recipe("blt-d-code", fast=FAST)
@@ -509,11 +505,10 @@ print(f"block sizes {dcfg.train_block_sizes}, t_min {dcfg.t_min}, "
       f"{recipe.init_from!r}")
 print(f"batch {tcfg.batch_size} x {tcfg.seq_len} bytes, lr {tcfg.lr}, "
       f"at most {tcfg.steps} steps or {tcfg.max_seconds} s")
-base = patched_blt_for("blt-code", FAST)
-bltd = patched_blt_for("blt-d-code", FAST)
+base = bltlib.load("blt-code")
+bltd = bltlib.load("blt-d-code")
 model = bltd.model
-meta = json.loads((local_checkpoint_dir("blt-d-code", FAST)
-                   / "config.json").read_text())["meta"]
+meta = zoo.manifest()["blt-d-code"]
 print(f"blt-d-code checkpoint: {meta['steps']} steps, "
       f"{meta['train_seconds']:.0f} s of training, validation "
       f"{meta['final_val_bpb']:.3f} bits/byte (clean path)")
@@ -812,8 +807,7 @@ print(f"--- the two agree on {same} of {N_NEW} bytes")
 # steps without blocks and compares. At 3B, trained on the same data,
 # the paper's Table 1 finds a cost that grows with B: on ARC-Easy, for
 # example, BLT scores 74.3, BLT-D-4 72.4 and BLT-D-16 66.9 (the BLT-Ds
-# evaluated as AR). In fast mode both models have seen a few dozen
-# batches and their text is not meaningful.
+# evaluated as AR).
 #
 # ## Summary
 #
