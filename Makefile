@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 OUT    := _build/chapters
 CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.ipynb))
 
-.PHONY: all setup data chapters test sync clean
+.PHONY: all setup data chapters book test sync clean
 
 all: chapters
 
@@ -33,6 +33,12 @@ chapters: data
 	    || exit 1; \
 	  echo "   $$(( $$(date +%s) - start )) s"; \
 	done
+
+# The book site: execute every chapter (full mode; BLT_FAST=1 for fast mode)
+# and build book/_build/html with warnings as errors (book/build.py runs
+# jupyter-book with book/_config.yml and book/_toc.yml from the repo root).
+book: data
+	$(BIN)/python book/build.py
 
 test: data
 	BLT_FAST=1 $(BIN)/python -m pytest
