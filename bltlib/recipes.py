@@ -99,15 +99,18 @@ BLTD_TRAIN = dataclasses.replace(CODE_TRAIN, steps=250, lr=2e-3,
                                  warmup_steps=20, eval_every=125,
                                  max_seconds=None)
 
+# Both entropy models: scored in chunks no longer than they were trained on
+# (256 bytes).
+ENTROPY_SMALL = ByteLMConfig(TransformerConfig(dim=128, n_layers=2, n_heads=4,
+                                               sliding_window=512),
+                             max_seq_len=257)
+ENTROPY_TRAIN = TrainConfig(steps=600, batch_size=16, seq_len=256, lr=2e-3,
+                            warmup_steps=30, eval_every=100, eval_bytes=32768)
+
 RECIPES: dict[str, Recipe] = {
     "entropy-small": Recipe(
         name="entropy-small", kind="entropy",
-        # scored in chunks no longer than it was trained on (256 bytes)
-        model=ByteLMConfig(TransformerConfig(dim=128, n_layers=2, n_heads=4,
-                                             sliding_window=512),
-                           max_seq_len=257),
-        train=TrainConfig(steps=600, batch_size=16, seq_len=256, lr=2e-3,
-                          warmup_steps=30, eval_every=100, eval_bytes=32768),
+        model=ENTROPY_SMALL, train=ENTROPY_TRAIN,
         corpora=(("code", 3_000_000), ("prose", 1_500_000))),
     "blt-code": Recipe(
         name="blt-code", kind="blt", model=BLT_SMALL, train=CODE_TRAIN,
@@ -124,11 +127,7 @@ RECIPES: dict[str, Recipe] = {
     # see bltlib.tasks), its own entropy model, BLT and mixed-B BLT-D.
     "entropy-translate": Recipe(
         name="entropy-translate", kind="entropy",
-        model=ByteLMConfig(TransformerConfig(dim=128, n_layers=2, n_heads=4,
-                                             sliding_window=512),
-                           max_seq_len=257),
-        train=TrainConfig(steps=600, batch_size=16, seq_len=256, lr=2e-3,
-                          warmup_steps=30, eval_every=100, eval_bytes=32768),
+        model=ENTROPY_SMALL, train=ENTROPY_TRAIN,
         corpora=(("translate", 8_000_000),)),
     "blt-translate": Recipe(
         name="blt-translate", kind="blt", model=BLT_TRANSLATE, train=CODE_TRAIN,
