@@ -1,6 +1,8 @@
 # Two commands (see README.md):
-#   make        set up .venv, build the data, run every chapter in full mode
+#   make        set up .venv, build the data, build the book site with every
+#               chapter executed in full mode (book/_build/html)
 #   make test   set up .venv, build the data, run unit tests + nbval (fast mode)
+#               + the site build and browser tests (fast mode)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +12,7 @@ CHAPTERS := $(sort $(wildcard chapters/[0-9][0-9]_*.ipynb))
 
 .PHONY: all setup data chapters book test sync clean
 
-all: chapters
+all: book
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +24,8 @@ setup: $(STAMP)
 data: setup
 	$(BIN)/python -m bltlib.data build
 
-# The main job (until the book site exists): execute every chapter in full
-# mode, writing executed copies to _build/chapters.
+# Every chapter in full mode as plain notebooks (executed copies in
+# _build/chapters), without the site.
 chapters: data
 	@mkdir -p $(OUT)
 	@for nb in $(CHAPTERS); do \
@@ -34,9 +36,10 @@ chapters: data
 	  echo "   $$(( $$(date +%s) - start )) s"; \
 	done
 
-# The book site: execute every chapter (full mode; BLT_FAST=1 for fast mode)
-# and build book/_build/html with warnings as errors (book/build.py runs
-# jupyter-book with book/_config.yml and book/_toc.yml from the repo root).
+# The main job, the book site: execute every chapter (full mode; BLT_FAST=1
+# for fast mode) and build book/_build/html with warnings as errors
+# (book/build.py runs jupyter-book with book/_config.yml and book/_toc.yml
+# from the repo root).
 book: data
 	$(BIN)/python book/build.py
 
