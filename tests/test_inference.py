@@ -345,3 +345,41 @@ def test_generation_benchmark_runs_and_checks_equality(trained):
     assert row["ar"]["decoder_calls"] == 32 and row["reference"]["global_calls"] == 32
     assert row["ar"]["predicted_s"] > 0
     assert "no-cache loop" in format_table(result)
+
+
+def test_call_rows_record_every_call_and_its_length(trained):
+    """``call_rows`` has one entry per counted call; AR's calls after the
+    prefill carry one byte (or one patch); a BLT-S verification carries
+    its drafted bytes."""
+    bundle, _ = trained
+    prompt = b"import os\n"
+    ar = generate(bundle, prompt, max_new_bytes=24).stats
+    rows = ar.call_rows
+    for name in ("encoder", "global", "decoder", "entropy"):
+        assert len(rows[name]) == getattr(ar, f"{name}_calls"), name
+    assert rows["encoder"][0] == rows["decoder"][0] == len(prompt) + 1  # BOS
+    assert set(rows["encoder"][1:]) == set(rows["decoder"][1:]) == {1}
+    assert set(rows["global"][1:]) <= {1}
+    sp = generate(bundle, prompt, "speculative", max_new_bytes=24,
+                  draft_len=4).stats
+    assert len(sp.call_rows["decoder"]) == sp.decoder_calls
+    assert max(sp.call_rows["decoder"][1:]) == 5  # c + 4 drafts verified
+    d = ar.to_dict()
+    assert "call_rows" not in d and d["mean_rows_per_call"]["encoder"] > 1
+
+
+def test_row_predicted_seconds_prices_each_call_by_its_rows(trained):
+    from types import SimpleNamespace
+
+    from bltlib.inference.bench import (row_cost, row_latencies,
+                                        row_predicted_seconds)
+    table = {1: 1.0, 4: 2.5, 8: 3.0}
+    assert row_cost(table, 1) == 1.0 and row_cost(table, 2) == 1.5
+    assert row_cost(table, 6) == 2.75 and row_cost(table, 16) == 4.0
+    stats = SimpleNamespace(call_rows={"decoder": [1, 4, 8], "global": [2]})
+    assert row_predicted_seconds(
+        stats, {"decoder": table, "global": {1: 10.0, 2: 12.0}}) == 18.5
+    bundle, text = trained
+    lat = row_latencies(bundle, text[:64], sizes=(1, 4), repeats=3)
+    assert set(lat) == {"encoder", "global", "decoder", "entropy"}
+    assert all(set(t) == {1, 4} and min(t.values()) > 0 for t in lat.values())

@@ -88,6 +88,109 @@ def predicted_seconds(stats: Any, latency: dict[str, float]) -> float:
                for name, sec in latency.items())
 
 
+ROW_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+@torch.no_grad()
+def row_latencies(bundle: PatchedBLT, prompt: bytes,
+                  sizes: tuple[int, ...] = ROW_SIZES, repeats: int = 12
+                  ) -> dict[str, dict[int, float]]:
+    """Seconds per call of each component when the call carries ``n`` rows.
+
+    Like :func:`component_latencies` (after ``prompt``, every call
+    undone), but each component gets ``n`` new rows per call: ``n`` bytes
+    for the encoder, the decoder (causal among themselves, as a
+    verification pass) and the entropy model, ``n`` patches for the
+    global model. On a GPU at scale a call costs about the same whatever
+    its rows (weight traffic dominates, Eq. 8's premise); on a CPU with
+    toy widths, compute per row is not negligible. Fastest of 3 rounds.
+    """
+    s = BLTSession(bundle)
+    s.prefill(prompt)
+    m, dev = bundle.model, bundle.device
+    t = len(s.tokens)
+    ctx = m.local_encoder.context_bytes
+    kv = s.latent_kv[-1]
+    pe1 = m.local_encoder.pool_one(torch.stack(s.enc_h[-4:])[None])  # (1, K*D)
+    ent_model = bundle.entropy_model
+    out: dict[str, dict[int, float]] = {c: {} for c in (
+        "encoder", "global", "decoder") + (("entropy",) if ent_model else ())}
+    for n in sizes:
+        ids = torch.randint(4, 260, (1, n + ctx - 1), device=dev)
+        h = torch.stack([s.enc_h[-1]] * n)[None]  # (1, n, D)
+        mask = torch.ones(n, t + n, dtype=torch.bool, device=dev)
+        mask[:, t:] = torch.ones(n, n, dtype=torch.bool, device=dev).tril()
+        cross = torch.ones(1, n, m.cfg.cross_attn_k, dtype=torch.bool,
+                           device=dev)
+        pos = torch.arange(t, t + n, device=dev)[None]
+        pe = pe1[:, None].expand(1, n, -1).contiguous()  # (1, n, K*D)
+
+        def enc() -> None:
+            m.local_encoder.step(ids, n, s.enc_cache)
+            s.enc_cache.rollback(t)
+
+        def glob() -> None:
+            length = s.glob_cache.length
+            m.local_decoder.cross_kv(m.global_transformer(pe, cache=s.glob_cache))
+            s.glob_cache.rollback(length)
+
+        def dec() -> None:
+            m.lm_head(m.local_decoder(h, None, None if n == 1 else mask[None],
+                                      None if n == 1 else cross,
+                                      positions=None if n == 1 else pos,
+                                      cache=s.dec_cache, cross_kv=kv))
+            s.dec_cache.rollback(t)
+
+        def ent() -> None:
+            length = s.stream.cache.length
+            ent_model(ids[:, -n:], cache=s.stream.cache)
+            s.stream.cache.rollback(length)
+
+        parts = {"encoder": enc, "global": glob, "decoder": dec}
+        if ent_model is not None and (s.stream.cache.length + n
+                                      <= ent_model.cfg.max_seq_len):
+            parts["entropy"] = ent
+        for name, fn in parts.items():
+            out[name][n] = _fastest(fn, dev, max(repeats // 3, 1))
+    return out
+
+
+def _fastest(fn, dev: torch.device, reps: int) -> float:
+    fn()  # warm up
+    rounds = []
+    for _ in range(3):
+        sync_device(dev)
+        start = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        sync_device(dev)
+        rounds.append((time.perf_counter() - start) / reps)
+    return min(rounds)
+
+
+def row_cost(table: dict[int, float], n: int) -> float:
+    """Seconds of one call with ``n`` rows: linear between measured sizes,
+    and along the last two beyond them."""
+    xs = sorted(table)
+    if n <= xs[0]:
+        return table[xs[0]]
+    for a, b in zip(xs, xs[1:]):
+        if n <= b:
+            return table[a] + (table[b] - table[a]) * (n - a) / (b - a)
+    a, b = xs[-2], xs[-1]
+    return table[b] + (table[b] - table[a]) * (n - b) / (b - a)
+
+
+def row_predicted_seconds(stats: Any, table: dict[str, dict[int, float]]
+                          ) -> float:
+    """Sum over every call of the measured latency at its number of rows
+    (``stats.call_rows``): the call-count prediction with each call priced
+    by its length."""
+    return sum(row_cost(table[name], n)
+               for name, rows in stats.call_rows.items() if table.get(name)
+               for n in rows)
+
+
 def run(bundle: PatchedBLT, prompt: bytes, new_bytes: tuple[int, ...] = (128, 512),
         reference: bool = True) -> dict[str, Any]:
     """Measure both generators at each length; returns a JSON-ready dict."""

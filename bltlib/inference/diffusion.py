@@ -179,9 +179,7 @@ def _diffusion(bundle, prompt: bytes, sampling: SamplingConfig,
         if done:
             break
         session.append_block(bytes(c - OFFSET for c in cells))
-    for name, n in session.calls.items():
-        setattr(stats, f"{name}_calls", n)
-    stats.entropy_calls = session.entropy_calls
+    session.report(stats)
     stats.extra.update(block_size=block_size, alpha=alpha,
                        entropy_bound=entropy_bound,
                        steps_per_block=sum(steps_per_block) / len(steps_per_block))

@@ -37,6 +37,7 @@ class EntropyStream:
         self.raw: list[int] = []
         self.values: list[float] = []  # values[i] = H(byte i | bytes < i)
         self.calls = 0
+        self.call_rows: list[int] = []  # the length of every call
         self.first = 0.0  # entropy of a chunk's first byte (set by prefill)
 
     def _read(self, raw: list[int], bos: bool = False) -> torch.Tensor:
@@ -46,6 +47,7 @@ class EntropyStream:
                             + [b + OFFSET for b in raw]], device=self.device)
         logits = self.model(ids, cache=self.cache)  # (1, t, V)
         self.calls += 1
+        self.call_rows.append(ids.shape[1])
         return entropy_of_logits(logits[0])
 
     @torch.no_grad()
@@ -59,7 +61,9 @@ class EntropyStream:
         self.raw = list(raw)
         start = (n // self.chunk) * self.chunk  # the open chunk
         self.values = entropies(self.model, raw[:start]).tolist() if start else []
-        self.calls += 1 if start else 0
+        if start:
+            self.calls += 1
+            self.call_rows.append(start)
         self.cache_start = start
         tail = self._read(self.raw[start:], bos=True)  # BOS + the open chunk
         self.first = float(tail[0])  # after BOS alone: a chunk's first byte

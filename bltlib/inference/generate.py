@@ -110,9 +110,7 @@ def _ar(bundle: PatchedBLT, prompt: bytes, sampling: SamplingConfig,
     stats.prefill_seconds = time.perf_counter() - t0
     while not out.add_id(choose(logits, sampling, generator)):
         logits = session.push(out.data[-1])
-    for name, n in session.calls.items():
-        setattr(stats, f"{name}_calls", n)
-    stats.entropy_calls = session.entropy_calls
+    session.report(stats)
 
 
 def _stops(stop: str | bytes | Sequence[str | bytes] | None) -> list[bytes]:

@@ -20,7 +20,9 @@ the latent a row reads is always complete, so caching is exact.
 Costs. Every forward of a component counts one call, whatever its
 length: the prefill is one call of each; each pushed byte is one call
 of the entropy model, the encoder and the decoder, and one global call
-when it completes a patch.
+when it completes a patch. ``call_rows`` keeps the length (rows) of
+every call, for a cost model that knows a 16-row call is not a 1-row
+one (:func:`bltlib.inference.bench.row_predicted_seconds`).
 """
 from __future__ import annotations
 
@@ -49,6 +51,8 @@ class BLTSession:
         self.dec_cache = StackCache(m.cfg.decoder.n_layers)
         self.tokens: list[int] = []  # BOS + byte ids
         self.starts: list[bool] = []  # starts[i]: byte i opens a patch (i <= n)
+        # row_patch[t]: the latent decoder row t reads, sum(starts[:t+1]) - 1
+        self.row_patch: list[int] = []
         self.patch_tok: list[int] = []  # first token of every patch
         self.enc_h: list[torch.Tensor] = []  # (D,) final encoder state per token
         # per complete patch: the decoder's cross-attention keys/values of
@@ -56,6 +60,7 @@ class BLTSession:
         self.latent_kv: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
         self.row_logits: list[torch.Tensor] = []  # (V,) per decoder row
         self.calls = {"encoder": 0, "global": 0, "decoder": 0}
+        self.call_rows: dict[str, list[int]] = {k: [] for k in self.calls}
         self.forced: set[int] = set()  # byte indices forced to open a patch
 
     # -- bookkeeping -----------------------------------------------------
@@ -83,6 +88,27 @@ class BLTSession:
         return next_start(self.bundle.patcher, index, self.patch_tok[-1] - 1,
                           e[index] if e else None,
                           e[index - 1] if e and index else None)
+
+    def _add_start(self, index: int) -> bool:
+        """Decide whether byte ``index`` opens a patch, and record it."""
+        start = self._next_start(index)
+        self.starts.append(start)
+        self.row_patch.append((self.row_patch[-1] if self.row_patch else -1)
+                              + start)
+        return start
+
+    def _count(self, component: str, rows: int) -> None:
+        self.calls[component] += 1
+        self.call_rows[component].append(rows)
+
+    def report(self, stats) -> None:
+        """Copy the call counts (and rows per call) into ``stats``."""
+        for name, n in self.calls.items():
+            setattr(stats, f"{name}_calls", n)
+        stats.entropy_calls = self.entropy_calls
+        stats.call_rows = {**{k: list(v) for k, v in self.call_rows.items()},
+                           "entropy": list(self.stream.call_rows)
+                           if self.stream is not None else []}
 
     def _keep_latents(self, kv: list[tuple[torch.Tensor, torch.Tensor]],
                       n_new: int) -> None:
@@ -113,12 +139,11 @@ class BLTSession:
         self.tokens = [BOS_ID] + [b + OFFSET for b in raw]
         self.patch_tok = [0]
         for i in range(len(raw) + 1):  # byte len(raw) is the pending one
-            self.starts.append(self._next_start(i))
-            if self.starts[-1]:
+            if self._add_start(i):
                 self.patch_tok.append(i + 1)
         ids = torch.tensor([self.tokens], device=dev)  # (1, T)
         h = m.local_encoder.step(ids, ids.shape[1], self.enc_cache)  # (1, T, D)
-        self.calls["encoder"] += 1
+        self._count("encoder", ids.shape[1])
         self.enc_h = list(h[0])
         n_done = len(self.patch_tok) - 1  # the last patch is still open
         tok = torch.arange(ids.shape[1], device=dev)
@@ -132,15 +157,14 @@ class BLTSession:
         pe = m.local_encoder.pool(h, enc_ids, n_done, cross, layer)
         latents = m.global_transformer(pe.reshape(1, n_done, -1),
                                        cache=self.glob_cache)  # (1, P, G)
-        self.calls["global"] += 1
+        self._count("global", n_done)
         kv = m.local_decoder.cross_kv(latents)  # per layer (1, H, P*K, Dh)
         self._keep_latents(kv, n_done)
-        counts = torch.cumsum(torch.tensor(self.starts, device=dev), 0)
-        dec_ids = counts - 1  # (T,) row t reads patch count(starts[0..t]) - 1
+        dec_ids = torch.tensor(self.row_patch, device=dev)  # (T,) patch per row
         dec_cross = dec_ids[None, :, None] == slots[None, None, :]  # (1, T, P*K)
         out = m.local_decoder(h, None, None, dec_cross, cache=self.dec_cache,
                               cross_kv=kv)
-        self.calls["decoder"] += 1
+        self._count("decoder", ids.shape[1])
         self.row_logits = list(m.lm_head(out)[0])  # T x (V,)
         return self.logits
 
@@ -158,21 +182,20 @@ class BLTSession:
         ctx = m.local_encoder.context_bytes
         window = torch.tensor([self.tokens[max(0, t - ctx + 1):]], device=dev)
         h = m.local_encoder.step(window, 1, self.enc_cache)  # (1, 1, D)
-        self.calls["encoder"] += 1
+        self._count("encoder", 1)
         self.enc_h.append(h[0, 0])
-        self.starts.append(self._next_start(n + 1))
-        if self.starts[-1]:  # byte n closes its patch: run the global model
+        if self._add_start(n + 1):  # byte n closes its patch: run the global model
             first = self.patch_tok[-1]
             seg = torch.stack(self.enc_h[first:t + 1])[None]  # (1, n_p, D)
             pe = m.local_encoder.pool_one(seg)  # (1, K*D)
             lat = m.global_transformer(pe[:, None], cache=self.glob_cache)
-            self.calls["global"] += 1
+            self._count("global", 1)
             self._keep_latents(m.local_decoder.cross_kv(lat), 1)
             self.patch_tok.append(t + 1)
         kv = self.latent_kv[len(self.patch_tok) - 2]  # the latent row t reads
         out = m.local_decoder(h, None, None, None, cache=self.dec_cache,
                               cross_kv=kv)
-        self.calls["decoder"] += 1
+        self._count("decoder", 1)
         self.row_logits.append(m.lm_head(out)[0, 0])
         return self.logits
 
@@ -191,21 +214,28 @@ class BLTSession:
         ctx = m.local_encoder.context_bytes
         window = torch.tensor([self.tokens[max(0, t0 - ctx + 1):]], device=dev)
         h = m.local_encoder.step(window, len(raw), self.enc_cache)  # (1, n, D)
-        self.calls["encoder"] += 1
+        self._count("encoder", len(raw))
         self.enc_h.extend(h[0])
-        vectors = []
+        n_old = len(self.patch_tok)
         for i in range(n + 1, n + len(raw) + 1):  # pending starts of new bytes
-            self.starts.append(self._next_start(i))
-            if self.starts[-1]:  # byte i - 1 closes a patch
-                first = self.patch_tok[-1]
-                seg = torch.stack(self.enc_h[first:i + 1])[None]
-                vectors.append(m.local_encoder.pool_one(seg))  # (1, K*D)
+            if self._add_start(i):  # byte i - 1 closes a patch
                 self.patch_tok.append(i + 1)
-        if vectors:
-            lat = m.global_transformer(torch.stack(vectors, 1),
+        bounds = self.patch_tok[n_old - 1:]  # first tokens of closed patches + 1
+        if len(bounds) > 1:  # pool every closed patch in one call
+            p = len(bounds) - 1
+            seg = torch.stack(self.enc_h[bounds[0]:bounds[-1]])[None]  # (1, L, D)
+            sizes = torch.tensor([b - a for a, b in zip(bounds, bounds[1:])],
+                                 device=dev)
+            ids = torch.repeat_interleave(torch.arange(p, device=dev), sizes)[None]
+            slots = torch.arange(p, device=dev).repeat_interleave(self.k)
+            cross = slots[None, :, None] == ids[:, None, :]  # (1, p*K, L)
+            layer = (m.cfg.encoder.n_layers - 1 if m.cfg.encoder_cross_all_layers
+                     and m.cfg.encoder.n_layers else 0)
+            pe = m.local_encoder.pool(seg, ids, p, cross, layer)  # (1, p*K, D)
+            lat = m.global_transformer(pe.reshape(1, p, -1),
                                        cache=self.glob_cache)  # (1, p, G)
-            self.calls["global"] += 1
-            self._keep_latents(m.local_decoder.cross_kv(lat), lat.shape[1])
+            self._count("global", p)
+            self._keep_latents(m.local_decoder.cross_kv(lat), p)
         return t0
 
     def _decode(self, rows: list[int], block: torch.Tensor | None = None
@@ -238,8 +268,7 @@ class BLTSession:
             mask[n_clean:, :start + n_clean] = (
                 True if window is None else (q_pos - key_pos[None]) < window)
             mask[n_clean:, start + n_clean:] = True
-        counts = torch.cumsum(torch.tensor(self.starts, device=dev), 0)
-        latent_ids = ([int(counts[r] - 1) for r in rows]
+        latent_ids = ([self.row_patch[r] for r in rows]
                       + [len(self.patch_tok) - 2] * n_block)
         used = sorted(set(latent_ids))
         kv = [(torch.cat([self.latent_kv[p][i][0] for p in used], 2),
@@ -250,7 +279,7 @@ class BLTSession:
                  .repeat_interleave(self.k)[None])[None]  # (1, rows, U*K)
         out = m.lm_head(m.local_decoder(x, None, mask[None], cross, positions=pos,
                                         cache=self.dec_cache, cross_kv=kv))[0]
-        self.calls["decoder"] += 1
+        self._count("decoder", n_clean + n_block)
         self.dec_cache.rollback(start + n_clean)  # keep the clean rows only
         self.row_logits.extend(out[:n_clean])
         return out[n_clean:] if n_block else None
@@ -287,11 +316,11 @@ class BLTSession:
         ctx = m.local_encoder.context_bytes
         window = torch.tensor([self.tokens[max(0, t - ctx + 1):]], device=dev)
         h = m.local_encoder.step(window, 1, self.enc_cache)  # (1, 1, D)
-        self.calls["encoder"] += 1
+        self._count("encoder", 1)
         self.enc_h.append(h[0, 0])
         out = m.local_decoder(h, None, None, None, cache=self.dec_cache,
                               cross_kv=self.latent_kv[-1])
-        self.calls["decoder"] += 1
+        self._count("decoder", 1)
         return m.lm_head(out)[0, 0]
 
     def rollback(self, n_bytes: int) -> torch.Tensor:
@@ -301,6 +330,7 @@ class BLTSession:
         keep = n_bytes + 1  # tokens
         self.forced = {i for i in self.forced if i <= n_bytes}
         del self.tokens[keep:], self.starts[keep:], self.enc_h[keep:]
+        del self.row_patch[keep:]
         del self.row_logits[keep:]
         if self.stream is not None:
             self.stream.rollback(n_bytes)

@@ -116,9 +116,7 @@ def _run(session: BLTSession, prompt: bytes, draft_fn, sampling: SamplingConfig,
         if any(out.add_id(d) for d in drafts[:m]):
             break
         c = nxt
-    for name, n in session.calls.items():
-        setattr(stats, f"{name}_calls", n)
-    stats.entropy_calls = session.entropy_calls
+    session.report(stats)
 
 
 @register("speculative")

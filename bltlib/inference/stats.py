@@ -82,6 +82,9 @@ class GenerationStats:
     wall_seconds: float = 0.0
     stop_reason: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # rows (bytes, patches) of every call per component: a call's cost
+    # grows with its rows where compute, not weight traffic, dominates
+    call_rows: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     @property
     def bytes_per_second(self) -> float:
@@ -111,6 +114,9 @@ class GenerationStats:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        rows = d.pop("call_rows")
+        d["mean_rows_per_call"] = {k: sum(v) / len(v) for k, v in rows.items()
+                                   if v}
         d.update(bytes_per_second=self.bytes_per_second,
                  acceptance_rate=self.acceptance_rate,
                  eq8_gb=self.eq8_gb(), projected_3b_gb=self.projected_gb(),
