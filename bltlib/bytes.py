@@ -37,7 +37,7 @@ SPECIAL_NAMES = {PAD_ID: "PAD", BOS_ID: "BOS", EOS_ID: "EOS", MASK_ID: "MASK"}
 __all__ = [
     "PAD_ID", "BOS_ID", "EOS_ID", "MASK_ID", "OFFSET", "VOCAB_SIZE",
     "SPECIAL_NAMES", "as_bytes", "encode", "decode", "decode_bytes",
-    "id_to_str", "StreamDecoder",
+    "id_to_str", "visible", "StreamDecoder",
 ]
 
 
@@ -100,6 +100,22 @@ def id_to_str(i: int) -> str:
         return f"<{SPECIAL_NAMES[i]}>"
     b = i - OFFSET
     return repr(chr(b)) if 32 <= b < 127 else f"0x{b:02X}"
+
+
+def visible(ids: Iterable[int]) -> str:
+    """One printable character per id, for lining ids up in a table:
+    ``·`` space, ``↵`` newline, ``∎`` EOS, ``?`` any other id outside
+    printable ASCII.
+
+    >>> visible(encode("a b\\n") + [EOS_ID])
+    'a·b↵∎'
+    """
+    out = []
+    for i in _check_ids(ids):
+        b = i - OFFSET
+        out.append("∎" if i == EOS_ID else "·" if b == 32 else
+                   "↵" if b == 10 else chr(b) if 32 < b < 127 else "?")
+    return "".join(out)
 
 
 class StreamDecoder:

@@ -57,11 +57,10 @@ from plotly.subplots import make_subplots
 
 import bltlib
 from bltlib import env
-from bltlib.bytes import EOS_ID, OFFSET
+from bltlib.bytes import EOS_ID, OFFSET, encode, visible
 from bltlib.inference.bench_decoders import held_out_prompts
 from bltlib.inference.generate import generate
-from bltlib.inference.sampling import (SamplingConfig, distribution,
-                                       mask_specials)
+from bltlib.inference.sampling import SamplingConfig, distribution, greedy_id
 from bltlib.inference.session import BLTSession
 from bltlib.inference.speculative import accept
 from bltlib.inference.stats import PAPER_3B, eq8_bytes, param_counts_of
@@ -74,27 +73,6 @@ N_PROMPTS = 2 if FAST else 8  # held-out prompts
 N_NEW = 48 if FAST else 128  # bytes generated per prompt
 K_GRID = [1, 2, 4, 8, 16] if FAST else list(range(1, 17))
 N_SEEDS = 150 if FAST else 1500  # sampled generations in the last part
-
-
-def greedy(logits):
-    """The AR choice: argmax over the real bytes and EOS."""
-    return int(mask_specials(logits).argmax())
-
-
-def vis(ids):
-    """Byte ids as one visible character each: · space, ↵ newline,
-    ∎ EOS, ? anything else outside printable ASCII."""
-    out = []
-    for t in ids:
-        b = t - OFFSET
-        out.append("∎" if t == EOS_ID else "·" if b == 32 else
-                   "↵" if b == 10 else chr(b) if 32 < b < 127 else "?")
-    return "".join(out)
-
-
-def ids_of(raw):
-    return [b + OFFSET for b in raw]
-
 
 # %% [markdown]
 # ## The decoder is a free draft model
@@ -138,16 +116,16 @@ print(prompt.decode(errors="replace") + "\u2502" + ar_runs[0].text)
 
 # %%
 N_DEMO = 16
-ar_demo = ids_of(generate(bundle, prompt, "ar",
+ar_demo = encode(generate(bundle, prompt, "ar",
                           max_new_bytes=N_DEMO + 1).bytes)
 s = BLTSession(bundle)
-c = greedy(s.prefill(prompt))  # the prefill is a full pass: c is exact
+c = greedy_id(s.prefill(prompt))  # the prefill is a full pass: c is exact
 assert c == ar_demo[0]
 n0 = s.n_bytes
 before = dict(s.calls)
 draft, logits = [], s.draft_push(c - OFFSET)
-while len(draft) < N_DEMO and greedy(logits) != EOS_ID:
-    draft.append(greedy(logits))
+while len(draft) < N_DEMO and greedy_id(logits) != EOS_ID:
+    draft.append(greedy_id(logits))
     if len(draft) < N_DEMO:  # the last drafted byte is never pushed
         logits = s.draft_push(draft[-1] - OFFSET)
 spent = {k: s.calls[k] - before[k] for k in s.calls}
@@ -158,9 +136,9 @@ full.prefill(prompt + bytes(t - OFFSET for t in ar_demo))
 opens = full.starts[n0 + 1:n0 + 1 + len(draft)]  # does byte j open one?
 truth = ar_demo[1:1 + len(draft)]
 same = "".join("✓" if a == b else "✗" for a, b in zip(draft, truth))
-print(f"after c = {vis([c])!r}:")
-print("AR (full model)      :", vis(truth))
-print("draft (stale latent) :", vis(draft))
+print(f"after c = {visible([c])!r}:")
+print("AR (full model)      :", visible(truth))
+print("draft (stale latent) :", visible(draft))
 print("equal                :", same)
 print("AR opens a patch     :", "".join("|" if o else " " for o in opens))
 print(f"drafting {len(draft)} bytes cost {spent['encoder']} encoder, "
@@ -207,7 +185,7 @@ print(f"the draft equals AR for its first {first_diff} bytes; AR's first "
 def speculate(bundle, prompt, k, n_new):
     """Greedy BLT-S by hand: new bytes, a log of rounds, the calls."""
     s = BLTSession(bundle)
-    c = greedy(s.prefill(prompt))
+    c = greedy_id(s.prefill(prompt))
     out, log = [], []
     while c != EOS_ID and len(out) < n_new:
         out.append(c)
@@ -217,14 +195,14 @@ def speculate(bundle, prompt, k, n_new):
         n0 = s.n_bytes
         # 1. draft: encoder + decoder only, under the newest latent
         draft, logits = [], s.draft_push(c - OFFSET)
-        while len(draft) < min(k, room) and greedy(logits) != EOS_ID:
-            draft.append(greedy(logits))
+        while len(draft) < min(k, room) and greedy_id(logits) != EOS_ID:
+            draft.append(greedy_id(logits))
             if len(draft) < min(k, room):
                 logits = s.draft_push(draft[-1] - OFFSET)
         s.rollback(n0)
         # 2. verify: one pass of every component over c + draft
         rows = s.extend(bytes(t - OFFSET for t in [c] + draft))
-        verified = [greedy(r) for r in rows]  # [j] follows draft[:j]
+        verified = [greedy_id(r) for r in rows]  # [j] follows draft[:j]
         opens = s.starts[n0 + 1:n0 + 1 + len(draft)]
         # 3. accept the agreeing prefix; the verifier's byte comes next
         m = 0
@@ -268,8 +246,8 @@ print("same call counts as bltlib:", calls == lib_calls)
 # %%
 print(f"{'round':>5}  c   {'accepted':<{K}}  {'rejected':<{K}}  next")
 for i, (c, draft, verified, m, _) in enumerate(log[:12]):
-    print(f"{i + 1:5d}  {vis([c])!s:2s}  {vis(draft[:m]):<{K}}  "
-          f"{vis(draft[m:]):<{K}}  {vis([verified[m]])}")
+    print(f"{i + 1:5d}  {visible([c])!s:2s}  {visible(draft[:m]):<{K}}  "
+          f"{visible(draft[m:]):<{K}}  {visible([verified[m]])}")
 st, base = lib.stats, ar_runs[0].stats
 print(f"\n{st.verify_calls} rounds for {st.new_bytes} bytes "
       f"({st.new_bytes / st.verify_calls:.2f} bytes per round); accepted "
@@ -283,11 +261,11 @@ def render(out, log):
     """HTML: accepted draft bytes green, the verifier's bytes black."""
     spans, pos = [], 0
     for c, draft, _, m, _ in log:
-        spans.append(f"<b>{html.escape(vis([c]))}</b>")
+        spans.append(f"<b>{html.escape(visible([c]))}</b>")
         spans.append("<span style='color:#2a9d3a'>"
-                     f"{html.escape(vis(draft[:m]))}</span>")
+                     f"{html.escape(visible(draft[:m]))}</span>")
         pos += 1 + m
-    tail = vis(ids_of(out[pos:]))  # a last verifier byte, if any
+    tail = visible(encode(out[pos:]))  # a last verifier byte, if any
     spans.append(f"<b>{html.escape(tail)}</b>")
     return ("<pre style='white-space:pre-wrap'>" + "".join(spans)
             + "</pre>")
@@ -684,12 +662,12 @@ def lengths(s):
 
 more = b"self, x):\n        return"
 s = BLTSession(bundle)
-c = greedy(s.prefill(prompt))
+c = greedy_id(s.prefill(prompt))
 n0 = s.n_bytes
 print("after the prefill   :", lengths(s))
 draft, logits = [], s.draft_push(c - OFFSET)
 for _ in range(K):
-    draft.append(greedy(logits) if greedy(logits) != EOS_ID else 32 + 4)
+    draft.append(greedy_id(logits) if greedy_id(logits) != EOS_ID else 32 + 4)
     logits = s.draft_push(draft[-1] - OFFSET)
 s.rollback(n0)
 cand = bytes(t - OFFSET for t in [c] + draft)
@@ -735,7 +713,7 @@ leaky_rollback(buggy, n0 + keep)
 fresh.prefill(prompt + cand[:keep])
 gap = (buggy.extend(more) - fresh.extend(more)).abs().max().item()
 print(f"max |leaky - fresh| logits: {gap:.2f}")
-same_bytes = [greedy(a) == greedy(b) for a, b in
+same_bytes = [greedy_id(a) == greedy_id(b) for a, b in
               zip(buggy.row_logits[-len(more):],
                   fresh.row_logits[-len(more):])]
 print(f"greedy choices that still agree: {sum(same_bytes)} of "
@@ -827,7 +805,7 @@ candidates = [p[:len(p) - j]
 laws = [two_byte_laws(p) for p in candidates]
 pick = max(range(len(candidates)), key=lambda i: tv(*laws[i][:2]))
 s_prompt, (p_law, q_law, acc_pred) = candidates[pick], laws[pick]
-print(f"prompt ends with {vis(ids_of(s_prompt[-24:]))!r}; "
+print(f"prompt ends with {visible(encode(s_prompt[-24:]))!r}; "
       f"TV(AR law, draft law) = {tv(p_law, q_law):.3f}")
 
 # %%
@@ -836,7 +814,7 @@ for seed in range(N_SEEDS):
     out = generate(bundle, s_prompt, "speculative", draft_len=4,
                    max_new_bytes=2, temperature=1.0, top_k=3,
                    generator=seed)
-    key = tuple(ids_of(out.bytes)) + (
+    key = tuple(encode(out.bytes)) + (
         (EOS_ID,) if out.stats.stop_reason == "eos" else ())
     counts[key] = counts.get(key, 0) + 1
     drafted += out.stats.drafted_bytes
@@ -885,7 +863,7 @@ ax.bar(xs, [emp.get(x, 0) for x in cells], 0.27,
        label=f"BLT-S sampling, {N_SEEDS} seeds")
 ax.bar(xs + 0.27, [q_law.get(x, 0) for x in cells], 0.27,
        label="draft without correction: p(b1) q(b2|b1)")
-ax.set_xticks(xs.tolist(), [repr(vis(list(x))) for x in cells])
+ax.set_xticks(xs.tolist(), [repr(visible(list(x))) for x in cells])
 ax.set(ylabel="probability", title="the first two sampled bytes")
 ax.legend(fontsize=8)
 plt.show()

@@ -47,13 +47,13 @@ from IPython.display import Markdown, display
 
 import bltlib
 from bltlib import env
-from bltlib.bytes import EOS_ID, MASK_ID, OFFSET
+from bltlib.bytes import EOS_ID, MASK_ID, OFFSET, encode, visible
 from bltlib.inference.bench import component_latencies
 from bltlib.inference.bench_decoders import held_out_prompts
 from bltlib.inference.compare import Setting, compare, format_rows
 from bltlib.inference.diffusion import block_rows, denoise_block
 from bltlib.inference.generate import generate
-from bltlib.inference.sampling import SamplingConfig, mask_specials
+from bltlib.inference.sampling import SamplingConfig, greedy_id
 from bltlib.inference.session import BLTSession
 from bltlib.inference.stats import PAPER_3B, eq8_bytes, param_counts_of
 
@@ -64,26 +64,6 @@ torch.set_num_threads(2)
 N_PROMPTS = 2 if FAST else 10  # held-out prompts
 N_NEW = 48 if FAST else 128  # bytes generated per prompt
 SIZES = (4, 8, 16)
-
-
-def greedy(logits):
-    """The AR choice: argmax over the real bytes and EOS."""
-    return int(mask_specials(logits).argmax())
-
-
-def vis(ids):
-    """Byte ids as one visible character each: · space, ↵ newline,
-    ∎ EOS, ? anything else outside printable ASCII."""
-    out = []
-    for t in ids:
-        b = t - OFFSET
-        out.append("∎" if t == EOS_ID else "·" if b == 32 else
-                   "↵" if b == 10 else chr(b) if 32 < b < 127 else "?")
-    return "".join(out)
-
-
-def ids_of(raw):
-    return [b + OFFSET for b in raw]
 
 
 # %% [markdown]
@@ -141,7 +121,7 @@ print(prompt.decode(errors="replace") + "\u2502")
 # %%
 B = 8
 s = BLTSession(bundle_d)
-c = greedy(s.prefill(prompt))  # exact: the prefill is a causal pass
+c = greedy_id(s.prefill(prompt))  # exact: the prefill is a causal pass
 n0, before = s.n_bytes, dict(s.calls)
 
 
@@ -156,19 +136,19 @@ draft = cells[1:]
 if EOS_ID in draft:  # a draft never crosses an end of text
     draft = draft[:draft.index(EOS_ID)]
 rows = s.extend(bytes(t - OFFSET for t in [c] + draft))  # verify
-verified = [greedy(r) for r in rows]
+verified = [greedy_id(r) for r in rows]
 m = 0
 while m < len(draft) and draft[m] == verified[m]:
     m += 1
 if m < len(draft):
     s.rollback(n0 + 1 + m)
 spent = {k: s.calls[k] - before[k] for k in s.calls}
-ar_d = ids_of(generate(bundle_d, prompt, "ar", max_new_bytes=B + 1).bytes)
-print(f"c = {vis([c])!r}; {n_steps} step(s) drafted     : {vis(draft)}")
-print(f"the verifier says (causal BLT-D) : {vis(verified)}")
-print(f"AR decoding of the BLT-D weights : {vis(ar_d[1:])}")
-print(f"accepted {m} of {len(draft)}; next c = {vis([verified[m]])!r}; "
-      f"committed {vis([c] + draft[:m] + [verified[m]])!r}")
+ar_d = encode(generate(bundle_d, prompt, "ar", max_new_bytes=B + 1).bytes)
+print(f"c = {visible([c])!r}; {n_steps} step(s) drafted     : {visible(draft)}")
+print(f"the verifier says (causal BLT-D) : {visible(verified)}")
+print(f"AR decoding of the BLT-D weights : {visible(ar_d[1:])}")
+print(f"accepted {m} of {len(draft)}; next c = {visible([verified[m]])!r}; "
+      f"committed {visible([c] + draft[:m] + [verified[m]])!r}")
 print(f"the round cost {spent['decoder']} decoder calls "
       f"({n_steps} draft + 1 verify) and {spent['global']} global call(s)")
 assert [c] + draft[:m] + [verified[m]] == ar_d[:m + 2]

@@ -74,3 +74,26 @@ def test_stream_decoder_dangling_and_invalid():
     assert dec.flush() == "\ufffd"  # ...and reported, not dropped
     dec = B.StreamDecoder()
     assert dec.push(b"\xffb") == "\ufffdb"
+
+
+def test_visible_is_one_character_per_id():
+    from bltlib.bytes import EOS_ID, MASK_ID, visible
+    ids = B.encode("a b\n\t\xe9".encode("latin-1")) + [EOS_ID, MASK_ID]
+    assert visible(ids) == "a·b↵??∎?"
+    assert len(visible(ids)) == len(ids)
+    with pytest.raises(ValueError):
+        visible([999])
+
+
+def test_greedy_id_never_picks_a_special_id():
+    import torch
+
+    from bltlib.bytes import BOS_ID, EOS_ID, MASK_ID, PAD_ID
+    from bltlib.inference.sampling import greedy_id
+    logits = torch.zeros(260)
+    for special in (PAD_ID, BOS_ID, MASK_ID):
+        logits[special] = 100.0
+    logits[70] = 5.0
+    assert greedy_id(logits) == 70
+    logits[EOS_ID] = 50.0
+    assert greedy_id(logits) == EOS_ID

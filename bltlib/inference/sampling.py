@@ -48,6 +48,12 @@ def mask_specials(logits: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def greedy_id(logits: torch.Tensor) -> int:
+    """The greedy choice from logits (V,): the argmax over the bytes and
+    EOS (PAD, BOS and MASK are never chosen)."""
+    return int(mask_specials(logits).argmax())
+
+
 def distribution(logits: torch.Tensor, cfg: SamplingConfig) -> torch.Tensor:
     """The distribution a byte is drawn from: probabilities (..., V).
 
@@ -78,7 +84,7 @@ def choose(logits: torch.Tensor, cfg: SamplingConfig,
            generator: torch.Generator | None) -> int:
     """One id from logits (V,): the argmax, or a draw with ``generator``."""
     if cfg.greedy:
-        return int(mask_specials(logits).argmax())
+        return greedy_id(logits)
     if generator is None:
         raise ValueError("sampling needs a torch.Generator; pass "
                          "generator=torch.Generator().manual_seed(SEED)")
