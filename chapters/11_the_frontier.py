@@ -329,9 +329,10 @@ for task in TASKS:
 # %%
 SIZES = sorted({family(r)[1] for t in TASKS for r in bench[t]["rows"]}
                - {None})
-fig = make_subplots(rows=1, cols=3, shared_yaxes=True, subplot_titles=(
-    "ours: translate EN -> FR (chrF)", "ours: code bodies (chrF)",
-    "paper 3B: FR -> EN BLEU (filled), HumanEval (open)"))
+fig = make_subplots(rows=1, cols=3, shared_yaxes=True,
+                    horizontal_spacing=0.06, subplot_titles=(
+    "ours: translate<br>EN -> FR, chrF", "ours: code<br>bodies, chrF",
+    "paper 3B: FR -> EN BLEU<br>(filled), HumanEval (open)"))
 ours, fronts, sized, legend = [], [], [], set()  # sized: (trace, sizes)
 
 
@@ -393,18 +394,24 @@ for m in MEASURES:
          + [[p[0] for p in f] for f in fr],
          "y": [[quality(t, r, True) for r in rs] for _, t, rs in ours]
          + [[p[1] for p in f] for f in fr]},
-        {"xaxis.title.text": f"saved, % ({m})", "xaxis.autorange": True,
-         "xaxis2.title.text": f"saved, % ({m})", "xaxis2.autorange": True},
+        {"title.text": f"x: saved against BLT (AR), % ({m}); "
+                       "y: quality, % of BLT (AR)",
+         "xaxis.autorange": True, "xaxis2.autorange": True},
         [i for i, *_ in ours] + [i for i, _ in fronts]]})
-for col in (1, 2):
-    fig.update_xaxes(title_text=f"saved, % ({M3B})", row=1, col=col)
-fig.update_xaxes(title_text="saved, % (Eq. 8 at 3B)", row=1, col=3)
-fig.update_yaxes(title_text="quality as % of BLT (AR)", row=1, col=1)
+for col in (1, 2, 3):
+    fig.update_xaxes(title_text="saved, %", row=1, col=col)
+fig.update_yaxes(title_text="quality, % of BLT (AR)", row=1, col=1)
+fig.update_annotations(font_size=12)  # the panel titles
 fig.update_layout(
-    height=540, margin={"t": 100, "b": 60},
+    height=720, margin={"t": 170, "b": 40, "l": 60, "r": 20},
+    title={"text": f"x: saved against BLT (AR), % ({M3B}); "
+                   "y: quality, % of BLT (AR)", "font": {"size": 13},
+           "y": 0.85, "yanchor": "middle"},
+    legend={"orientation": "h", "x": 0, "y": -0.42, "font": {"size": 11}},
     updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.25,
-                  "xanchor": "left", "direction": "down"}],
-    sliders=[{"active": 0, "steps": steps, "pad": {"t": 50},
+                  "xanchor": "left", "yanchor": "bottom",
+                  "direction": "down"}],
+    sliders=[{"active": 0, "steps": steps, "pad": {"t": 40}, "y": -0.08,
               "currentvalue": {"prefix": "highlight B (and k): "}}])
 fig.show()
 

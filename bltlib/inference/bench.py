@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from bltlib.bytes import BOS_ID, encode
 from bltlib.inference.bundle import PatchedBLT
 from bltlib.inference.generate import generate, sync_device
 from bltlib.inference.session import BLTSession
@@ -113,6 +114,11 @@ def row_latencies(bundle: PatchedBLT, prompt: bytes,
     kv = s.latent_kv[-1]
     pe1 = m.local_encoder.pool_one(torch.stack(s.enc_h[-4:])[None])  # (1, K*D)
     ent_model = bundle.entropy_model
+    if ent_model is not None:  # its own short context, so long calls fit
+        e_cache = ent_model.new_cache()
+        ent_model(torch.tensor([[BOS_ID] + encode(prompt[-32:])], device=dev),
+                  cache=e_cache)
+        e_len = e_cache.length
     out: dict[str, dict[int, float]] = {c: {} for c in (
         "encoder", "global", "decoder") + (("entropy",) if ent_model else ())}
     for n in sizes:
@@ -142,13 +148,11 @@ def row_latencies(bundle: PatchedBLT, prompt: bytes,
             s.dec_cache.rollback(t)
 
         def ent() -> None:
-            length = s.stream.cache.length
-            ent_model(ids[:, -n:], cache=s.stream.cache)
-            s.stream.cache.rollback(length)
+            ent_model(ids[:, -n:], cache=e_cache)
+            e_cache.rollback(e_len)
 
         parts = {"encoder": enc, "global": glob, "decoder": dec}
-        if ent_model is not None and (s.stream.cache.length + n
-                                      <= ent_model.cfg.max_seq_len):
+        if ent_model is not None and e_len + n <= ent_model.cfg.max_seq_len:
             parts["entropy"] = ent
         for name, fn in parts.items():
             out[name][n] = _fastest(fn, dev, max(repeats // 3, 1))

@@ -127,11 +127,13 @@ def denoise_block(step: Callable[[list[int]], torch.Tensor], cells: list[int],
             pick = commit_entropy_bounded(ent, masked, entropy_bound, eb_plain_sum)
         else:
             pick = commit_confidence(probs.max(-1).values, masked, alpha)
-        for i in torch.nonzero(pick).flatten().tolist():
-            if sampling.greedy:
-                cells[i] = int(probs[i].argmax())
+        chosen = torch.nonzero(pick).flatten().tolist()
+        if sampling.greedy:  # one argmax over the block, one list
+            for i, token in zip(chosen, probs[chosen].argmax(-1).tolist()):
+                cells[i] = token
                 marginals[i] = probs[i]
-            else:
+        else:
+            for i in chosen:
                 p = distribution(logits[i], sampling)
                 cells[i] = int(torch.multinomial(p, 1, generator=generator))
                 marginals[i] = p
