@@ -383,3 +383,23 @@ def test_row_predicted_seconds_prices_each_call_by_its_rows(trained):
     lat = row_latencies(bundle, text[:64], sizes=(1, 4), repeats=3)
     assert set(lat) == {"encoder", "global", "decoder", "entropy"}
     assert all(set(t) == {1, 4} and min(t.values()) > 0 for t in lat.values())
+
+
+def test_shared_latency_shares_components_of_equal_size():
+    """BLT and BLT-D weights share every component but the embeddings:
+    each shared component gets the fastest of the two measurements."""
+    from types import SimpleNamespace
+
+    from bltlib.inference.bench_task import shared_latency
+    sizes = {"blt": {"encoder": 5, "global": 9, "decoder": 3, "embeddings": 1},
+             "blt-d": {"encoder": 5, "global": 9, "decoder": 4, "embeddings": 2}}
+    bundles = {k: SimpleNamespace(param_counts=lambda v=v: v)
+               for k, v in sizes.items()}
+    lat = {"blt": {"encoder": 1.0, "global": 3.0, "decoder": 2.0},
+           "blt-d": {"encoder": 2.0, "global": 2.5, "decoder": 1.0}}
+    out = shared_latency(lat, bundles)
+    assert out["blt"] == {"encoder": 1.0, "global": 2.5, "decoder": 2.0}
+    assert out["blt-d"] == {"encoder": 1.0, "global": 2.5, "decoder": 1.0}
+    tables = {"blt": {"global": {1: 3.0, 2: 4.0}},
+              "blt-d": {"global": {1: 2.0, 2: 5.0}}}
+    assert shared_latency(tables, bundles)["blt"]["global"] == {1: 2.0, 2: 4.0}

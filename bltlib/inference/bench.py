@@ -94,7 +94,7 @@ ROW_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 @torch.no_grad()
 def row_latencies(bundle: PatchedBLT, prompt: bytes,
-                  sizes: tuple[int, ...] = ROW_SIZES, repeats: int = 12
+                  sizes: tuple[int, ...] = ROW_SIZES, repeats: int = 24
                   ) -> dict[str, dict[int, float]]:
     """Seconds per call of each component when the call carries ``n`` rows.
 

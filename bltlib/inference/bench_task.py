@@ -104,23 +104,26 @@ def run(task: str, bundles: dict[str, Any], n: int = 20, quick: bool = False,
             "torch": torch.__version__}
 
 
-def shared_latency(latency: dict[str, dict[str, float]],
-                   bundles: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Models of the same shape get the same (fastest measured) per-call
-    latency, so timing noise between two measurements does not show up
-    as a predicted speed-up between them."""
-    shape = {k: tuple(sorted((c, n) for c, n in b.param_counts().items()
-                             if c != "embeddings"))
-             for k, b in bundles.items()}
-    def fastest(values: list):  # seconds, or {rows: seconds} tables
+def shared_latency(latency: dict[str, dict[str, Any]],
+                   bundles: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A component of the same size in two models (BLT and BLT-D share
+    every component but the embeddings) gets one latency, the fastest
+    measured, so timing noise between the two measurements does not show
+    up as a predicted speed-up between them. Values are seconds, or
+    ``{rows: seconds}`` tables."""
+    size = {k: b.param_counts() for k, b in bundles.items()}
+
+    def fastest(values: list):
         if isinstance(values[0], dict):
             return {n: min(v[n] for v in values if n in v) for n in values[0]}
         return min(values)
 
     out = {}
     for k in latency:
-        same = [j for j in latency if shape[j] == shape[k]]
-        out[k] = {c: fastest([latency[j][c] for j in same]) for c in latency[k]}
+        out[k] = {c: fastest([latency[j][c] for j in latency
+                              if c in latency[j]
+                              and size[j].get(c) == size[k].get(c)])
+                  for c in latency[k]}
     return out
 
 
