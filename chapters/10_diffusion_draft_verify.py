@@ -144,7 +144,8 @@ if m < len(draft):
     s.rollback(n0 + 1 + m)
 spent = {k: s.calls[k] - before[k] for k in s.calls}
 ar_d = encode(generate(bundle_d, prompt, "ar", max_new_bytes=B + 1).bytes)
-print(f"c = {visible([c])!r}; {n_steps} step(s) drafted     : {visible(draft)}")
+print(f"c = {visible([c])!r}; {n_steps} step(s) drafted     : "
+      f"{visible(draft)}")
 print(f"the verifier says (causal BLT-D) : {visible(verified)}")
 print(f"AR decoding of the BLT-D weights : {visible(ar_d[1:])}")
 print(f"accepted {m} of {len(draft)}; next c = {visible([verified[m]])!r}; "

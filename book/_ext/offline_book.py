@@ -53,7 +53,32 @@ def _strip_cdn_mathjax(app, doctree) -> None:
             node[0] = nodes.Text(CDN_MATHJAX.sub("", text))
 
 
+def _fonts_beside_pages(app, exception) -> None:
+    """Copy the widget fonts to ``<folder>/@jupyter-widgets/`` for every
+    folder of pages: the controls' styles inside embed-amd.js resolve
+    their font-awesome URLs against their AMD module URL, which can fall
+    back to the page's own folder (widgets-offline.js maps it to
+    _static/widgets, but not on every page load); without the copies
+    such a page logs 404s."""
+    import shutil
+    from pathlib import Path
+
+    if exception is not None or app.builder.format != "html":
+        return
+    out = Path(app.outdir)
+    fonts = [f for f in (Path(app.srcdir) / "book" / "_offline" / "widgets")
+             .iterdir() if f.suffix in (".woff", ".woff2")]
+    for folder in {p.parent for p in out.rglob("*.html")}:
+        if "_static" in folder.parts:
+            continue
+        dest = folder / "@jupyter-widgets"
+        dest.mkdir(exist_ok=True)
+        for f in fonts:
+            shutil.copy2(f, dest / f.name)
+
+
 def setup(app):
     app.connect("config-inited", _check)
     app.connect("doctree-read", _strip_cdn_mathjax)
+    app.connect("build-finished", _fonts_beside_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
