@@ -68,19 +68,8 @@ def component_latencies(bundle: PatchedBLT, prompt: bytes,
     parts = {"encoder": enc, "global": glob, "decoder": dec}
     if s.stream is not None:
         parts["entropy"] = ent
-    out = {}
-    for name, fn in parts.items():
-        fn()  # warm up
-        rounds = []
-        for _ in range(3):  # the fastest of 3 rounds: robust to a busy machine
-            sync_device(dev)
-            start = time.perf_counter()
-            for _ in range(max(repeats // 3, 1)):
-                fn()
-            sync_device(dev)
-            rounds.append((time.perf_counter() - start) / max(repeats // 3, 1))
-        out[name] = min(rounds)
-    return out
+    return {name: _fastest(fn, dev, max(repeats // 3, 1))
+            for name, fn in parts.items()}
 
 
 def predicted_seconds(stats: Any, latency: dict[str, float]) -> float:
@@ -160,6 +149,8 @@ def row_latencies(bundle: PatchedBLT, prompt: bytes,
 
 
 def _fastest(fn, dev: torch.device, reps: int) -> float:
+    """Seconds per call of ``fn``: the fastest of 3 rounds of ``reps``
+    calls after a warm-up (robust to a busy machine)."""
     fn()  # warm up
     rounds = []
     for _ in range(3):

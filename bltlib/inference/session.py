@@ -146,20 +146,14 @@ class BLTSession:
         self._count("encoder", ids.shape[1])
         self.enc_h = list(h[0])
         n_done = len(self.patch_tok) - 1  # the last patch is still open
-        tok = torch.arange(ids.shape[1], device=dev)
-        bounds = torch.tensor(self.patch_tok[1:], device=dev)
-        enc_ids = torch.bucketize(tok, bounds, right=True)  # (T,) patch of token
-        enc_ids = enc_ids.masked_fill(enc_ids >= n_done, -1)[None]
-        slots = torch.arange(n_done, device=dev).repeat_interleave(self.k)
-        cross = slots[None, :, None] == enc_ids[:, None, :]  # (1, P*K, T)
-        layer = (m.cfg.encoder.n_layers - 1
-                 if m.cfg.encoder_cross_all_layers and m.cfg.encoder.n_layers else 0)
-        pe = m.local_encoder.pool(h, enc_ids, n_done, cross, layer)
-        latents = m.global_transformer(pe.reshape(1, n_done, -1),
-                                       cache=self.glob_cache)  # (1, P, G)
+        pt = self.patch_tok
+        pe = m.local_encoder.pool_spans(  # (1, P, K*D); the open patch ignored
+            h, [b - a for a, b in zip(pt, pt[1:])])
+        latents = m.global_transformer(pe, cache=self.glob_cache)  # (1, P, G)
         self._count("global", n_done)
         kv = m.local_decoder.cross_kv(latents)  # per layer (1, H, P*K, Dh)
         self._keep_latents(kv, n_done)
+        slots = torch.arange(n_done, device=dev).repeat_interleave(self.k)
         dec_ids = torch.tensor(self.row_patch, device=dev)  # (T,) patch per row
         dec_cross = dec_ids[None, :, None] == slots[None, None, :]  # (1, T, P*K)
         out = m.local_decoder(h, None, None, dec_cross, cache=self.dec_cache,
@@ -224,16 +218,9 @@ class BLTSession:
         if len(bounds) > 1:  # pool every closed patch in one call
             p = len(bounds) - 1
             seg = torch.stack(self.enc_h[bounds[0]:bounds[-1]])[None]  # (1, L, D)
-            sizes = torch.tensor([b - a for a, b in zip(bounds, bounds[1:])],
-                                 device=dev)
-            ids = torch.repeat_interleave(torch.arange(p, device=dev), sizes)[None]
-            slots = torch.arange(p, device=dev).repeat_interleave(self.k)
-            cross = slots[None, :, None] == ids[:, None, :]  # (1, p*K, L)
-            layer = (m.cfg.encoder.n_layers - 1 if m.cfg.encoder_cross_all_layers
-                     and m.cfg.encoder.n_layers else 0)
-            pe = m.local_encoder.pool(seg, ids, p, cross, layer)  # (1, p*K, D)
-            lat = m.global_transformer(pe.reshape(1, p, -1),
-                                       cache=self.glob_cache)  # (1, p, G)
+            pe = m.local_encoder.pool_spans(
+                seg, [b - a for a, b in zip(bounds, bounds[1:])])  # (1, p, K*D)
+            lat = m.global_transformer(pe, cache=self.glob_cache)  # (1, p, G)
             self._count("global", p)
             self._keep_latents(m.local_decoder.cross_kv(lat), p)
         return t0

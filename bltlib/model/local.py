@@ -170,14 +170,25 @@ class LocalEncoder(nn.Module):
             x = self.embed(ids)[:, -n_new:]  # (B, n_new, D)
         return run_layers(self.layers, self.cfg, x, cache=cache)
 
-    def pool_one(self, h: torch.Tensor) -> torch.Tensor:
-        """The vector of one complete patch: h (B, n, D) -> (B, K*D)."""
-        bsz, n, _ = h.shape
-        ids = h.new_zeros(bsz, n, dtype=torch.long)
-        mask = h.new_ones(bsz, self.k, n, dtype=torch.bool)
+    def pool_spans(self, h: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+        """Vectors of consecutive complete patches: patch j is the next
+        ``sizes[j]`` states of h (B, L, D); states after them are ignored.
+        Returns (B, P, K*D)."""
+        bsz, length, _ = h.shape
+        p, dev = len(sizes), h.device
+        ids = torch.repeat_interleave(torch.arange(p, device=dev),
+                                      torch.tensor(sizes, device=dev))
+        ids = F.pad(ids, (0, length - ids.numel()), value=-1)  # (L,)
+        ids = ids[None].expand(bsz, -1)  # (B, L)
+        slots = torch.arange(p, device=dev).repeat_interleave(self.k)
+        cross = slots[None, :, None] == ids[:, None, :]  # (B, P*K, L)
         layer = len(self.layers) - 1 if self.cross_all_layers and len(
             self.layers) else 0
-        return self.pool(h, ids, 1, mask, layer).reshape(bsz, -1)
+        return self.pool(h, ids, p, cross, layer).reshape(bsz, p, -1)
+
+    def pool_one(self, h: torch.Tensor) -> torch.Tensor:
+        """The vector of one complete patch: h (B, n, D) -> (B, K*D)."""
+        return self.pool_spans(h, [h.shape[1]])[:, 0]
 
 
 class LocalDecoder(nn.Module):

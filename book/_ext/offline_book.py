@@ -55,11 +55,12 @@ def _strip_cdn_mathjax(app, doctree) -> None:
 
 def _fonts_beside_pages(app, exception) -> None:
     """Copy the widget fonts to ``<folder>/@jupyter-widgets/`` for every
-    folder of pages: the controls' styles inside embed-amd.js resolve
-    their font-awesome URLs against their AMD module URL, which can fall
-    back to the page's own folder (widgets-offline.js maps it to
-    _static/widgets, but not on every page load); without the copies
-    such a page logs 404s."""
+    folder of pages. The controls' styles inside embed-amd.js resolve
+    their font-awesome URLs against the AMD URL of the module
+    "@jupyter-widgets/controls", i.e. relative to the page; a page with
+    such widgets (tqdm's progress bars, for one) otherwise logs 404s.
+    (Mapping that module path in widgets-offline.js fixed some page
+    loads but not all; the copies do not depend on load order.)"""
     import shutil
     from pathlib import Path
 

@@ -4,17 +4,12 @@
 // Written for this book (not fetched; not in SHA256SUMS).
 (function () {
   // 1. embed-amd.js loads its font-awesome fonts relative to the URL that
-  //    require.js gives the module that injects the CSS: the manager
-  //    ("@jupyter-widgets/html-manager/dist/...") and, for the controls'
-  //    styles, "@jupyter-widgets/controls" and "@jupyter-widgets/base" (all
-  //    defined inside embed-amd.js). By default that is the page's own
-  //    folder, where the fonts are not. Map those module paths to
-  //    _static/widgets/, where book/fetch_assets.sh put them.
+  //    require.js gives its module "@jupyter-widgets/html-manager/dist/...",
+  //    by default the page's own folder, where they are not. Map that module
+  //    path to _static/widgets/, where book/fetch_assets.sh put them.
   var here = document.currentScript.src.replace(/[^\/]*$/, "");
   require.config({
-    paths: {"@jupyter-widgets/html-manager/dist": here + "widgets",
-            "@jupyter-widgets/controls": here + "widgets/controls",
-            "@jupyter-widgets/base": here + "widgets/base"}
+    paths: {"@jupyter-widgets/html-manager/dist": here + "widgets"}
   });
   // 2. ipywidgets typesets widget labels with the MathJax 2 API
   //    (MathJax.Hub.Queue); this site runs MathJax 3, which replaces the
